@@ -1,0 +1,27 @@
+// The CLI's subcommand table. Each subcommand lives in its own file and registers itself by one
+// entry in kCommands (main.cpp): add_<name>(app) declares its flags and returns the function that
+// runs it (it returns -1 when its subcommand was not chosen). The CLI holds no logic a library user would need: it parses, calls the library, prints,
+// and maps Status codes to exit codes (0 ok, 1 gate failed, 2 usage/input error, 3 integrity).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "safeshrink/status.h"
+
+namespace ss::cli {
+
+enum ExitCode { EXIT_OK = 0, EXIT_GATE = 1, EXIT_INPUT = 2, EXIT_INTEGRITY = 3 };
+
+using RunFn = std::function<int()>;
+
+// Prints "safeshrink: <status>" on stderr and returns the exit code for its StatusCode.
+int fail(const Status& s);
+int exit_code_for(const Status& s);
+
+RunFn add_inspect(CLI::App& app);  // cmd_inspect.cpp
+RunFn add_list(CLI::App& app);
+
+}  // namespace ss::cli

@@ -1,0 +1,53 @@
+// safeshrink: entry point. Global flags (--threads, --version), then one subcommand.
+#include <cstdio>
+#include <vector>
+
+#include "commands.h"
+#include "safeshrink/cpu_features.h"
+#include "safeshrink/thread_pool.h"
+
+namespace ss::cli {
+
+int exit_code_for(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::OK: return EXIT_OK;
+    case StatusCode::INTEGRITY: return EXIT_INTEGRITY;
+    default: return EXIT_INPUT;
+  }
+}
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "safeshrink: %s\n", s.to_string().c_str());
+  return exit_code_for(s);
+}
+
+}  // namespace ss::cli
+
+int main(int argc, char** argv) {
+  using namespace ss::cli;
+  CLI::App app{"safeshrink — security of compressed AI models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("safeshrink ") + SAFESHRINK_VERSION);
+  int threads = 0;
+  app.add_option("-t,--threads", threads, "worker threads (default: all cores)")
+      ->envname("SAFESHRINK_THREADS")
+      ->check(CLI::Range(0, 1024));
+
+  std::vector<RunFn> runs;
+  // add_inspect lands with the format readers
+  runs.push_back(add_list(app));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? EXIT_OK : EXIT_INPUT;
+  }
+  ss::set_default_threads(threads);
+  for (auto& run : runs) {
+    if (!run) continue;
+    int rc = run();
+    if (rc >= 0) return rc;
+  }
+  return EXIT_INPUT;
+}
