@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,16 +40,34 @@ struct ParseLimits {
 // store.meta holds every KV with its exact type, in file order. Reader facts go under
 // "gguf.version" and "gguf.alignment" are NOT added: the KV list is the file's own.
 Result<TensorStore> read_gguf(const std::string& path, const ParseLimits& limits = {});
+// The same parser over bytes already in memory (fuzzing, network, tests). NAME is used in errors
+// only; store.path stays empty. Tensors point into BYTES, which they keep alive.
+Result<TensorStore> read_gguf_memory(std::shared_ptr<const Buffer> bytes, const std::string& name,
+                                     const ParseLimits& limits = {});
+// The version field of a GGUF file (after checking the magic), whatever its value: lets a tool say
+// "GGUF v1" where read_gguf only says it refuses the file.
+Result<uint32_t> read_gguf_version(const std::string& path);
 struct GgufWriteOptions {
   uint32_t version = 3;
   uint32_t alignment = 0;  // 0 = general.alignment from meta, else 32
 };
-// Streams to PATH.tmp and renames; tensors in store order, each aligned.
+// Streams to PATH.tmp and renames; tensors in store order, each aligned and zero-padded to the
+// alignment (the last one too), KVs in store order with their exact types: reading a llama.cpp
+// file and writing it back gives the same bytes. The alignment is opts.alignment, else
+// general.alignment from meta, else 32; when opts.alignment disagrees with meta, the written
+// general.alignment KV says opts.alignment (appended when meta has none and it is not 32).
+// INVALID_ARGUMENT (naming the tensor or key) for a dtype without a GGUF type (u8, bool), more than
+// 4 dimensions, bytes that do not match dtype x shape, or a MetaValue whose parts disagree.
 Status write_gguf(const TensorStore& store, const std::string& path, const GgufWriteOptions& opts = {});
 
 // ---- safetensors (src/formats/safetensors.cpp) ----
 // PATH is a .safetensors file, a model.safetensors.index.json, or a folder holding either.
 Result<TensorStore> read_safetensors(const std::string& path, const ParseLimits& limits = {});
+// The one safetensors parser, over bytes already in memory (read_safetensors maps the file and calls
+// it; the fuzz target calls it directly). NAME is used in errors only; store.path stays empty.
+// Tensors point into BYTES (zero copy) and keep it alive.
+Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes, const std::string& name,
+                                            const ParseLimits& limits = {});
 // One file. Block-quantized tensors (which safetensors has no dtype for) are stored as U8
 // [rows, row_bytes] with their real dtype and shape in __metadata__ ("safeshrink.dtype.<name>",
 // "safeshrink.shape.<name>") so that read_safetensors restores them exactly.

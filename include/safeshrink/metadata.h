@@ -73,6 +73,9 @@ class Metadata {
  public:
   // Replaces an existing key in place (keeps its position) or appends.
   void set(std::string key, MetaValue value);
+  // Appends without looking for the key, for parsers that have already refused duplicate keys
+  // (set() is linear, so a million set() calls on a hostile file would cost 10^12 comparisons).
+  void append_new(std::string key, MetaValue value) { entries_.emplace_back(std::move(key), std::move(value)); }
   const MetaValue* find(std::string_view key) const;
   bool erase(std::string_view key);
   const std::vector<std::pair<std::string, MetaValue>>& entries() const { return entries_; }

@@ -46,7 +46,11 @@ void remove_temp_dirs() {
 
 std::string temp_dir(const std::string& tag) {
   static std::once_flag once;
-  std::call_once(once, [] { std::atexit(remove_temp_dirs); });
+  // Construct the folder list before registering the clean-up, so it is destroyed after it runs.
+  std::call_once(once, [] {
+    temp_dirs();
+    std::atexit(remove_temp_dirs);
+  });
   std::string templ = (fs::temp_directory_path() / ("safeshrink-" + tag + "-XXXXXX")).string();
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');

@@ -23,5 +23,9 @@ int exit_code_for(const Status& s);
 
 RunFn add_inspect(CLI::App& app);  // cmd_inspect.cpp
 RunFn add_list(CLI::App& app);
+RunFn add_convert(CLI::App& app);
+RunFn add_generate(CLI::App& app);  // cmd_generate.cpp
+RunFn add_score(CLI::App& app);
+RunFn add_tokenize(CLI::App& app);
 
 }  // namespace ss::cli

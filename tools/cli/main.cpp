@@ -34,7 +34,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
 
   std::vector<RunFn> runs;
-  // add_inspect lands with the format readers
+  runs.push_back(add_inspect(app));
+  runs.push_back(add_convert(app));
+  runs.push_back(add_generate(app));
+  runs.push_back(add_score(app));
+  runs.push_back(add_tokenize(app));
   runs.push_back(add_list(app));
 
   try {

@@ -1,0 +1,55 @@
+# safeshrink — the two commands a new machine needs are `make demo` and `make test`.
+# Each target runs scripts/setup first when a dependency is missing (the stamp records success).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+SETUP_STAMP := $(BUILD)/.setup-done
+SS := $(BUILD)/safeshrink
+DEMO_DIR ?= out/demo
+
+.PHONY: all setup build test test-all bench demo fuzz sanitize clean
+
+all: build
+
+$(SETUP_STAMP): scripts/setup
+	bash scripts/setup
+	mkdir -p $(BUILD) && touch $@
+
+setup: $(SETUP_STAMP)
+
+$(BUILD)/CMakeCache.txt: $(SETUP_STAMP) CMakeLists.txt
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Unit, reference and CLI tests; long runs carry the `slow` label and are left out.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -LE slow
+
+test-all: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+bench: build
+	$(BUILD)/bench/bench_kernels
+	$(BUILD)/bench/bench_inspect
+
+demo: build
+	bash scripts/demo $(SS) $(DEMO_DIR)
+
+# Parser tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+sanitize: $(SETUP_STAMP)
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSAFESHRINK_SANITIZE=address,undefined -DSAFESHRINK_BUILD_BENCH=OFF
+	cmake --build $(BUILD)-asan -j$(JOBS) --target test_gguf test_safetensors safeshrink
+	cd $(BUILD)-asan && ctest --output-on-failure -R 'Gguf|Safetensors'
+
+# libFuzzer targets (clang), FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: $(SETUP_STAMP)
+	CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAFESHRINK_FUZZ=ON \
+	  -DSAFESHRINK_BUILD_TESTS=OFF -DSAFESHRINK_BUILD_BENCH=OFF
+	cmake --build $(BUILD)-fuzz -j$(JOBS) --target fuzz_targets
+	bash scripts/fuzz $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz out
