@@ -19,7 +19,7 @@ class ThreadPool;
 namespace ss::kernels {
 
 // ---- reference twins (scalar, exact, slow) ----
-// Every DType except BOOL dequantizes (integers convert to float).
+// Every DType dequantizes (integers convert to float, BOOL to 0/1).
 void dequantize_row_ref(DType t, const void* src, float* dst, int64_t n);
 // Types with a reference quantizer: F32 F16 BF16 Q8_0 Q8_1 Q4_0 Q4_1 Q5_0 Q5_1 Q8_K (the
 // activation formats and ggml's simple quantizers); the compression suite adds the K-quants.

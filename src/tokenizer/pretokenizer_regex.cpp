@@ -10,9 +10,6 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <clocale>
-#include <cwctype>
-#include <locale.h>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -339,27 +336,11 @@ Status split_piece(const PreTokenizeStep& step, const std::string& piece, std::v
   return ok_status();
 }
 
-bool is_white_space(uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
-}
-
-// Unicode simple lowercase through glibc's C.UTF-8 tables (no global locale is touched).
 std::string unicode_lowercase(std::string_view text) {
-  static const locale_t utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
   std::string out;
   out.reserve(text.size());
   size_t pos = 0;
-  while (pos < text.size()) {
-    uint32_t cp = utf8_decode_at(text, &pos);
-    if (cp < 0x80) {
-      if (cp >= 'A' && cp <= 'Z') cp += 32;
-    } else if (utf8_locale) {
-      cp = static_cast<uint32_t>(towlower_l(static_cast<wint_t>(cp), utf8_locale));
-    }
-    utf8_append(cp, &out);
-  }
+  while (pos < text.size()) utf8_append(unicode_to_lower(utf8_decode_at(text, &pos)), &out);
   return out;
 }
 

@@ -11,6 +11,8 @@
 // parse_normalizer producing a PreTokenizeStep / NormalizeStep.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -277,11 +279,16 @@ Result<Tokenizer> build_from_json(const json& tj, const json& cfg, const std::st
   if (added.size() > limits.max_vocab)
     return vocab_corrupt(source, "added_tokens", "<= " + std::to_string(limits.max_vocab) + " tokens", std::to_string(added.size()));
 
+  // Ids are dense in real files; a little slack for gaps, but a 20-byte file must not make us
+  // allocate a 4M-entry table.
+  const uint64_t id_bound = std::min<uint64_t>(limits.max_vocab, vocab.size() + added.size() + 65536);
   auto check_id = [&](const json& v, const std::string& what) -> Result<int32_t> {
     if (!v.is_number_integer()) return vocab_corrupt(source, what, "an integer id", v.type_name());
-    const int64_t id = v.get<int64_t>();
-    if (id < 0 || static_cast<uint64_t>(id) >= limits.max_vocab)
-      return vocab_corrupt(source, what, "an id in [0, " + std::to_string(limits.max_vocab) + ")", std::to_string(id));
+    const int64_t id = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+                           ? INT64_MAX
+                           : v.get<int64_t>();
+    if (id < 0 || static_cast<uint64_t>(id) >= id_bound)
+      return vocab_corrupt(source, what, "an id in [0, " + std::to_string(id_bound) + ")", std::to_string(id));
     return static_cast<int32_t>(id);
   };
   std::vector<char> filled;
@@ -317,6 +324,8 @@ Result<Tokenizer> build_from_json(const json& tj, const json& cfg, const std::st
     t.attr = token_attr_from_type(t.type);
     if (a.value("lstrip", false)) t.attr |= TOKEN_ATTR_LSTRIP;
     if (a.value("rstrip", false)) t.attr |= TOKEN_ATTR_RSTRIP;
+    if (a.value("single_word", false))
+      m->notes.push_back("added token " + quote_token(t.text) + ": single_word is not honoured (matched anywhere)");
   }
   if (m->tokens.empty()) return vocab_corrupt(source, "model.vocab", "at least one token", "0");
   size_t gaps = 0;

@@ -57,6 +57,10 @@ size_t utf8_first_invalid(std::string_view text);
 // Decodes the code point at TEXT[*pos] (which must be valid UTF-8) and advances *pos.
 uint32_t utf8_decode_at(std::string_view text, size_t* pos);
 void utf8_append(uint32_t cp, std::string* out);
+// Unicode White_Space (Python's and llama.cpp's \s): \t-\r, space, U+0085, U+00A0, U+1680, ...
+bool is_white_space(uint32_t cp);
+// Simple lowercase mapping (glibc's C.UTF-8 tables; ASCII only if that locale is missing).
+uint32_t unicode_to_lower(uint32_t cp);
 // GPT-2's byte <-> printable code point mapping ("Ġ" for ' ', "Ċ" for '\n', ...).
 const std::string& byte_level_char(uint8_t byte);          // UTF-8 of the code point for BYTE
 int byte_level_byte(uint32_t code_point);                  // the byte, or -1 if not in the map

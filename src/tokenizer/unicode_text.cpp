@@ -1,8 +1,12 @@
 // UTF-8 and byte-level helpers of the tokenizer room: validation, decoding one code point,
-// GPT-2's byte <-> code point mapping, "<0xXX>" byte-token names, replace_all.
+// White_Space and lowercase of one code point, GPT-2's byte <-> code point mapping, "<0xXX>"
+// byte-token names, replace_all.
 // Not here: Unicode categories (PCRE2 answers those in pretokenizer_regex.cpp) or normalization.
 // To add a helper: declare it in tokenizer_model.h next to its siblings.
 #include <array>
+#include <clocale>
+#include <cwctype>
+#include <locale.h>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -86,6 +90,19 @@ void utf8_append(uint32_t cp, std::string* out) {
     out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
+}
+
+bool is_white_space(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+uint32_t unicode_to_lower(uint32_t cp) {
+  // A private locale object: the process's global locale is never touched.
+  static const locale_t utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  if (cp < 0x80) return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
+  return utf8_locale ? static_cast<uint32_t>(towlower_l(static_cast<wint_t>(cp), utf8_locale)) : cp;
 }
 
 namespace {

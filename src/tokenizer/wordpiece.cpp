@@ -6,9 +6,6 @@
 // GGUF BERT vocabularies mark word starts with "▁" instead of marking continuations with "##".
 // Not here: special tokens, CLS/SEP (tokenizer.cpp). Categories come from PCRE2's tables.
 #include <algorithm>
-#include <clocale>
-#include <cwctype>
-#include <locale.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,23 +28,11 @@ uint32_t nfd_first(uint32_t cp) {
   return (cp >= (*it)[0] && cp <= (*it)[1]) ? (*it)[2] : cp;
 }
 
-bool is_white_space(uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
-}
-
 // CJK ideographs as BERT's _is_chinese_char lists them (llama.cpp keeps HF's 0x2B920 bound).
 bool is_cjk_ideograph(uint32_t cp) {
   return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
          (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B920 && cp <= 0x2CEAF) ||
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
-}
-
-uint32_t lowercase(uint32_t cp) {
-  static const locale_t utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
-  if (cp < 0x80) return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp;
-  return utf8_locale ? static_cast<uint32_t>(towlower_l(static_cast<wint_t>(cp), utf8_locale)) : cp;
 }
 
 enum CategoryBit : uint8_t { CAT_P = 1, CAT_S = 2, CAT_M = 4, CAT_C = 8 };
@@ -118,7 +103,7 @@ Status encode_wordpiece(const TokenizerModel& m, std::string_view text, std::vec
     if (cp == 0 || cp == 0xFFFD || (cat & CAT_C)) continue;
     if (m.strip_accents && (cat & CAT_M)) continue;
     std::string s;
-    utf8_append(m.lowercase ? lowercase(cp) : cp, &s);
+    utf8_append(m.lowercase ? unicode_to_lower(cp) : cp, &s);
     if ((cat & CAT_P) || (cp < 0x7F && (cat & CAT_S)) || is_cjk_ideograph(cp)) {
       if (!words.back().empty()) words.emplace_back();
       words.back() = s;

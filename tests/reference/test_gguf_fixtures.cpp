@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -37,21 +36,9 @@ std::vector<std::string> fixture_ggufs() {
   return out;
 }
 
-// A scratch folder removed by a static destructor. Not test::temp_dir: its exit-time cleanup reads
-// its folder list after that list has been destroyed (std::bad_alloc at exit).
 std::string temp_file(const std::string& name) {
-  static const struct Scratch {
-    std::string path;
-    Scratch() {
-      std::string templ = (fs::temp_directory_path() / "safeshrink-ggufx-XXXXXX").string();
-      if (mkdtemp(templ.data())) path = templ;
-    }
-    ~Scratch() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  } scratch;
-  return scratch.path + "/" + name;
+  static const std::string dir = test::temp_dir("gguf-fixtures");
+  return dir + "/" + name;
 }
 
 // ne[] as GGUF writes it: the reverse of our row-major shape.

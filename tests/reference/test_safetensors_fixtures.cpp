@@ -4,7 +4,6 @@
 // llama.cpp-made GGUF byte for byte (tensors as U8 + dtype/shape keys, metadata as typed JSON).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -15,27 +14,6 @@ using namespace ss;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch folder removed by a static destructor at exit. Not test::temp_dir: its exit-time
-// cleanup reads a static vector that is already destroyed by then (the process aborts).
-std::string scratch_dir(const std::string& tag) {
-  struct Scratch {
-    std::vector<std::string> dirs;
-    ~Scratch() {
-      for (const auto& d : dirs) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-      }
-    }
-  };
-  static Scratch scratch;
-  std::string templ = (fs::temp_directory_path() / ("safeshrink-" + tag + "-XXXXXX")).string();
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return "";
-  scratch.dirs.emplace_back(buf.data());
-  return scratch.dirs.back();
-}
 
 const char* const kKquantTypes[] = {"q2_k", "q3_k_m", "q4_0", "q4_1", "q4_k", "q5_0", "q5_1", "q5_k", "q6_k", "q8_0"};
 
@@ -97,7 +75,7 @@ TEST(SafetensorsFixtures, StoriesDequantFilesHaveEveryTensor) {
 
 TEST(SafetensorsFixtures, GgufThroughSafetensorsComesBackByteIdentical) {
   SS_REQUIRE_SHARED();
-  const std::string out = scratch_dir("st-gguf-trip");
+  const std::string out = test::temp_dir("st-gguf-trip");
   const std::string files[] = {"stories260K/stories260K-q4_k_m.gguf", "stories260K/stories260K-f16.gguf",
                                "kquants/random-llama-q4_k.gguf", "kquants/random-llama-q3_k_m.gguf",
                                "kquants/random-llama-q6_k.gguf"};

@@ -5,7 +5,6 @@
 // the Python reader checks layout rules and compares each tensor with values we dump here.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,27 +20,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-// A scratch folder removed by a static destructor at exit. Not test::temp_dir: its exit-time
-// cleanup reads a static vector that is already destroyed by then (the process aborts).
-std::string scratch_dir(const std::string& tag) {
-  struct Scratch {
-    std::vector<std::string> dirs;
-    ~Scratch() {
-      for (const auto& d : dirs) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-      }
-    }
-  };
-  static Scratch scratch;
-  std::string templ = (fs::temp_directory_path() / ("safeshrink-" + tag + "-XXXXXX")).string();
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return "";
-  scratch.dirs.emplace_back(buf.data());
-  return scratch.dirs.back();
-}
 
 template <class T>
 T load(const uint8_t* p) {
@@ -83,7 +61,7 @@ void write_file(const std::string& path, const void* data, size_t n) {
 
 TEST(SafetensorsPython, ReadsAFileWrittenByAnIndependentWriter) {
   SS_REQUIRE_PYTHON("torch", "numpy");
-  const std::string dir = scratch_dir("st-py-write");
+  const std::string dir = test::temp_dir("st-py-write");
   std::string out;
   ASSERT_EQ(test::run_python("py/safetensors_interop.py", "write " + dir + " 1234", &out), 0) << out;
   auto store = read_safetensors(dir + "/py.safetensors");
@@ -118,7 +96,7 @@ TEST(SafetensorsPython, ReadsAFileWrittenByAnIndependentWriter) {
 
 TEST(SafetensorsPython, IndependentReaderAcceptsOurFile) {
   SS_REQUIRE_PYTHON("torch", "numpy");
-  const std::string dir = scratch_dir("st-py-read");
+  const std::string dir = test::temp_dir("st-py-read");
   Rng rng(99);
   TensorStore store;
   json manifest = {{"tensors", json::array()}, {"metadata", {{"format", "pt"}, {"who", "safeshrink \xe2\x98\x95"}}}};

@@ -3,7 +3,6 @@
 // first bytes were.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -14,27 +13,6 @@ using namespace ss;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch folder removed by a static destructor at exit. Not test::temp_dir: its exit-time
-// cleanup reads a static vector that is already destroyed by then (the process aborts).
-std::string scratch_dir(const std::string& tag) {
-  struct Scratch {
-    std::vector<std::string> dirs;
-    ~Scratch() {
-      for (const auto& d : dirs) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-      }
-    }
-  };
-  static Scratch scratch;
-  std::string templ = (fs::temp_directory_path() / ("safeshrink-" + tag + "-XXXXXX")).string();
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return "";
-  scratch.dirs.emplace_back(buf.data());
-  return scratch.dirs.back();
-}
 
 void write_raw(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
@@ -56,7 +34,7 @@ TEST(FormatRegistry, ListsEveryFormatOnce) {
 }
 
 TEST(FormatRegistry, SniffsMagicBytesAndFolders) {
-  const std::string dir = scratch_dir("registry");
+  const std::string dir = test::temp_dir("registry");
   // GGUF: the 4-byte magic "GGUF" then a version (the rest does not matter to sniffing).
   write_raw(dir + "/m.bin", std::string("GGUF\x03\x00\x00\x00", 8));
   EXPECT_EQ(*sniff_format(dir + "/m.bin"), "gguf");
@@ -81,7 +59,7 @@ TEST(FormatRegistry, SniffsMagicBytesAndFolders) {
   EXPECT_EQ(sniff_format(dir + "/empty").status().code(), StatusCode::UNSUPPORTED);
   EXPECT_EQ(sniff_format(dir + "/missing").status().code(), StatusCode::NOT_FOUND);
   // Folders.
-  const std::string folder = scratch_dir("registry-folder");
+  const std::string folder = test::temp_dir("registry-folder");
   EXPECT_EQ(sniff_format(folder).status().code(), StatusCode::UNSUPPORTED);
   ASSERT_TRUE(write_safetensors(small_store(), folder + "/model.safetensors").ok());
   write_raw(folder + "/config.json", "{}");
@@ -91,7 +69,7 @@ TEST(FormatRegistry, SniffsMagicBytesAndFolders) {
 }
 
 TEST(FormatRegistry, OpenAndSaveDispatch) {
-  const std::string dir = scratch_dir("registry-save");
+  const std::string dir = test::temp_dir("registry-save");
   const TensorStore store = small_store();
   ASSERT_TRUE(save_model(store, dir + "/a.safetensors").ok());
   auto st = open_model(dir + "/a.safetensors");

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -237,21 +236,9 @@ void expect_same_store(const TensorStore& a, const TensorStore& b) {
   }
 }
 
-// A scratch folder removed by a static destructor. Not test::temp_dir: its exit-time cleanup reads
-// its folder list after that list has been destroyed (std::bad_alloc at exit).
 std::string temp_file(const std::string& name) {
-  static const struct Scratch {
-    std::string path;
-    Scratch() {
-      std::string templ = (std::filesystem::temp_directory_path() / "safeshrink-gguf-XXXXXX").string();
-      if (mkdtemp(templ.data())) path = templ;
-    }
-    ~Scratch() {
-      std::error_code ec;
-      if (!path.empty()) std::filesystem::remove_all(path, ec);
-    }
-  } scratch;
-  return scratch.path + "/" + name;
+  static const std::string dir = test::temp_dir("gguf");
+  return dir + "/" + name;
 }
 
 // ---- round trips ----

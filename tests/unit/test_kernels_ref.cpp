@@ -140,6 +140,26 @@ TEST(KernelsRef, AllZeroBlocksStayZero) {
   }
 }
 
+// NaN / inf in one block must not leak into the next: blocks are quantized independently, so
+// block 1 of a poisoned row equals block 1 quantized alone. (Block 0's codes are unspecified.)
+TEST(KernelsRef, NonFiniteInputStaysInItsBlock) {
+  for (DType t : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q8_1, DType::Q8_K,
+                  DType::F16, DType::BF16}) {
+    const int64_t block = std::max<int64_t>(dtype_info(t).block_size, 32);
+    auto x = random_blocks(91, 2 * block, block);
+    x[0] = std::nanf("");
+    x[1] = INFINITY;
+    x[2] = -INFINITY;
+    const uint64_t half = *dtype_row_bytes(t, block);
+    std::vector<uint8_t> row(2 * half), alone(half);
+    quantize_row_ref(t, x.data(), row.data(), 2 * block);
+    quantize_row_ref(t, x.data() + block, alone.data(), block);
+    EXPECT_EQ(std::memcmp(row.data() + half, alone.data(), half), 0) << dtype_name(t);
+    std::vector<float> y(2 * block);
+    dequantize_row_ref(t, row.data(), y.data(), 2 * block);  // must not crash either
+  }
+}
+
 TEST(KernelsRef, HasQuantizeRefListsTheSimpleTypes) {
   for (int i = 0; i < static_cast<int>(DType::COUNT); ++i) {
     const DType t = static_cast<DType>(i);

@@ -6,7 +6,6 @@
 // tests/reference/test_safetensors_python.cpp.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -69,28 +68,7 @@ bool same_bytes(const Tensor& a, const Tensor& b) {
   return a.nbytes == b.nbytes && (a.nbytes == 0 || std::memcmp(a.data(), b.data(), a.nbytes) == 0);
 }
 
-// A scratch folder removed by a static destructor at exit. Not test::temp_dir: its exit-time
-// cleanup reads a static vector that is already destroyed by then (the process aborts).
-std::string scratch_dir(const std::string& tag) {
-  struct Scratch {
-    std::vector<std::string> dirs;
-    ~Scratch() {
-      for (const auto& d : dirs) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-      }
-    }
-  };
-  static Scratch scratch;
-  std::string templ = (fs::temp_directory_path() / ("safeshrink-" + tag + "-XXXXXX")).string();
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return "";
-  scratch.dirs.emplace_back(buf.data());
-  return scratch.dirs.back();
-}
-
-std::string tmp_path(const std::string& tag, const std::string& file) { return scratch_dir(tag) + "/" + file; }
+std::string tmp_path(const std::string& tag, const std::string& file) { return test::temp_dir(tag) + "/" + file; }
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
@@ -224,7 +202,7 @@ TEST(Safetensors, ShardedIndexAndFolders) {
   ASSERT_TRUE(part2.add(random_tensor(rng, "lm_head.weight", DType::F32, {16, 8})).ok());
   part1.meta.set("format", MetaValue::of_string("pt"));
   part2.meta.set("format", MetaValue::of_string("pt"));
-  const std::string dir = scratch_dir("st-sharded");
+  const std::string dir = test::temp_dir("st-sharded");
   const std::string s1 = "model-00001-of-00002.safetensors", s2 = "model-00002-of-00002.safetensors";
   ASSERT_TRUE(write_safetensors(part2, dir + "/" + s2).ok());
   ASSERT_TRUE(write_safetensors(part1, dir + "/" + s1).ok());
@@ -260,7 +238,7 @@ TEST(Safetensors, ShardedIndexAndFolders) {
   EXPECT_FALSE(folder->meta.find("hf.tokenizer_config_path"));
 
   // A folder with one file of another name; then with two files and no index: ambiguous.
-  const std::string single = scratch_dir("st-single");
+  const std::string single = test::temp_dir("st-single");
   ASSERT_TRUE(write_safetensors(part2, single + "/weights.safetensors").ok());
   auto one = read_safetensors(single);
   ASSERT_TRUE(one.ok()) << one.status().to_string();
@@ -456,7 +434,7 @@ TEST(SafetensorsCorrupt, ShardIndexRules) {
   ASSERT_TRUE(a.add(random_tensor(rng, "a", DType::F32, {2})).ok());
   ASSERT_TRUE(ac.add(random_tensor(rng, "a", DType::F32, {2})).ok());
   ASSERT_TRUE(ac.add(random_tensor(rng, "c", DType::F32, {2})).ok());
-  const std::string dir = scratch_dir("st-index-bad");
+  const std::string dir = test::temp_dir("st-index-bad");
   ASSERT_TRUE(write_safetensors(a, dir + "/s1.safetensors").ok());
   ASSERT_TRUE(write_safetensors(ac, dir + "/s2.safetensors").ok());
   const std::string index = dir + "/model.safetensors.index.json";
@@ -478,7 +456,7 @@ TEST(SafetensorsCorrupt, ShardIndexRules) {
   write_text(index, "{\"weight_map\":{\"a\":\"s1.safetensors\",\"zz\":\"s1.safetensors\"}}");
   expect_corrupt(read_safetensors(index).status(), index, std::string("{\"weight_map\":{\"a\":\"s1.safetensors\",").size(),
                  "absent");
-  const std::string ab = scratch_dir("st-index-unlisted");
+  const std::string ab = test::temp_dir("st-index-unlisted");
   ASSERT_TRUE(write_safetensors(ac, ab + "/s.safetensors").ok());
   write_text(ab + "/model.safetensors.index.json", "{\"weight_map\":{\"a\":\"s.safetensors\"}}");
   auto unlisted = read_safetensors(ab);

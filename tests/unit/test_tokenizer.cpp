@@ -319,6 +319,9 @@ TEST(TokenizerMalformed, TokenizerJsonIsChecked) {
   expect_error(Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 1099511627776}, "merges": []}})", "",
                                        "t.json"),
                StatusCode::CORRUPT, {"1099511627776"});
+  // an id far beyond the number of entries would make a tiny file allocate a huge table
+  expect_error(Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 4000000}, "merges": []}})", "", "t.json"),
+               StatusCode::CORRUPT, {"4000000", "65537"});
   expect_error(Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}})", "", "t.json"),
                StatusCode::CORRUPT, {"integer id"});
   expect_error(Tokenizer::from_hf_json(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a zz"]}})", "",
