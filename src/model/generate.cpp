@@ -94,7 +94,17 @@ Result<std::vector<Generation>> generate(const LlamaModel& model, const std::vec
       rng[j] = cfg.seed * 0x100000001B3ull + (b0 + j);
       items.push_back({p.data(), static_cast<int64_t>(p.size()), &caches[j], logits[j].data(), false});
     }
-    SS_RETURN_IF_ERROR(model.forward_batch(items));
+    // Prefill in slices of at most kPrefillTokens tokens (whole prompts; a longer prompt goes
+    // alone) so activation memory stays bounded however large the batch.
+    constexpr int64_t kPrefillTokens = 512;
+    for (size_t a = 0; a < items.size();) {
+      size_t b = a;
+      int64_t tokens = 0;
+      while (b < items.size() && (b == a || tokens + items[b].n <= kPrefillTokens)) tokens += items[b++].n;
+      SS_RETURN_IF_ERROR(model.forward_batch(std::vector<ss::LlamaModel::BatchItem>(items.begin() + a,
+                                                                                     items.begin() + b)));
+      a = b;
+    }
     std::vector<int32_t> next(nb);
     for (int64_t step = 0; step < cfg.max_new_tokens; ++step) {
       items.clear();
