@@ -37,11 +37,14 @@ bench: build
 demo: build
 	bash scripts/demo $(SS) $(DEMO_DIR)
 
-# Parser tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Parser tests (GGUF, safetensors, tokenizers, chat templates) under ASan + UBSan.
+SANITIZE_TESTS := test_gguf test_gguf_fixtures test_safetensors test_safetensors_fixtures test_tokenizer \
+                  test_chat_template test_kernels_ref
 sanitize: $(SETUP_STAMP)
-	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSAFESHRINK_SANITIZE=address,undefined -DSAFESHRINK_BUILD_BENCH=OFF
-	cmake --build $(BUILD)-asan -j$(JOBS) --target test_gguf test_safetensors safeshrink
-	cd $(BUILD)-asan && ctest --output-on-failure -R 'Gguf|Safetensors'
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSAFESHRINK_SANITIZE=address,undefined \
+	  -DSAFESHRINK_BUILD_BENCH=OFF
+	cmake --build $(BUILD)-asan -j$(JOBS) --target $(SANITIZE_TESTS)
+	set -e; for t in $(SANITIZE_TESTS); do echo "== $$t (ASan+UBSan)"; $(BUILD)-asan/tests/$$t --gtest_brief=1; done
 
 # libFuzzer targets (clang), FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

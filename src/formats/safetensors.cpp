@@ -57,6 +57,8 @@ constexpr std::string_view kReaderPathKeys[] = {"hf.tokenizer_json_path", "hf.to
 constexpr uint64_t kHeaderOffset = 8;               // the JSON starts after the u64 length
 constexpr uint64_t kHeaderAlignment = 8;            // the reference writer pads N to a multiple of 8
 constexpr size_t kWriteBufferBytes = 1u << 20;
+// Nesting of a header or an index: root object -> entry object -> shape array (+ a spare level).
+constexpr size_t kHeaderDepth = 4;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 bool ends_with(std::string_view s, std::string_view suffix) {
@@ -153,13 +155,94 @@ uint64_t load_le64(const uint8_t* p) {
 
 // ---------------------------------------------------------------------------------------------
 // Strict JSON: nlohmann keeps the last of duplicate keys silently; we refuse them (a second
-// "weight" entry that shadows the first is exactly what an attacker would hide). The parse
-// callback tracks the keys of every open object, by depth, and the key order of one child object
-// of the root ("__metadata__"), which std::map-backed json would otherwise sort.
+// "weight" entry that shadows the first is exactly what an attacker would hide). A SAX handler
+// builds the document itself, refusing a key that its object already holds, refusing nesting
+// deeper than a cap, and recording the key order of one child object of the root
+// ("__metadata__"), which std::map-backed json would otherwise sort. (nlohmann's parse callback
+// could do the same, but it rescans the parent object after every child object: quadratic, and a
+// 20 MB header of 200k tensors then takes minutes.)
 
 struct StrictJson {
   json root;
   std::vector<std::string> child_keys;  // keys of root[child] in file order
+};
+
+class StrictJsonBuilder final : public json::json_sax_t {
+ public:
+  StrictJsonBuilder(StrictJson* doc, size_t max_depth, std::string_view child)
+      : doc_(doc), max_depth_(max_depth), child_(child) {}
+
+  bool null() override { return put(json(nullptr)) != nullptr; }
+  bool boolean(bool v) override { return put(json(v)) != nullptr; }
+  bool number_integer(number_integer_t v) override { return put(json(v)) != nullptr; }
+  bool number_unsigned(number_unsigned_t v) override { return put(json(v)) != nullptr; }
+  bool number_float(number_float_t v, const string_t&) override { return put(json(v)) != nullptr; }
+  bool string(string_t& v) override { return put(json(std::move(v))) != nullptr; }
+  bool binary(binary_t&) override { return false; }  // JSON text never yields binary values
+  bool start_object(std::size_t) override { return open(json::object()); }
+  bool start_array(std::size_t) override { return open(json::array()); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    Frame& f = stack_.back();
+    if (f.node->contains(k)) {
+      duplicate = k;
+      return false;
+    }
+    if (stack_.size() == 2 && !child_.empty() && stack_[0].key == child_) doc_->child_keys.push_back(k);
+    f.key = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+    error_position = position;
+    error_message = e.what();
+    return false;
+  }
+
+  std::string duplicate;
+  bool too_deep = false;
+  size_t error_position = 0;
+  std::string error_message;
+
+ private:
+  struct Frame {
+    json* node;       // an open object or array
+    std::string key;  // the key whose value comes next (objects)
+  };
+
+  // Stores a value where the parse is (root, array element or object member); returns it.
+  json* put(json&& value) {
+    if (stack_.empty()) {
+      doc_->root = std::move(value);
+      return &doc_->root;
+    }
+    Frame& f = stack_.back();
+    if (f.node->is_array()) {
+      f.node->push_back(std::move(value));  // the open child (if any) is always the last element
+      return &f.node->back();
+    }
+    auto [it, fresh] = f.node->emplace(f.key, std::move(value));
+    return fresh ? &it.value() : nullptr;
+  }
+  bool open(json&& container) {
+    if (stack_.size() >= max_depth_) {
+      too_deep = true;
+      return false;
+    }
+    json* node = put(std::move(container));
+    if (!node) return false;
+    stack_.push_back({node, {}});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  StrictJson* doc_;
+  size_t max_depth_;
+  std::string_view child_;
+  std::vector<Frame> stack_;
 };
 
 // Where KEY (as a quoted JSON string) first/second appears in TEXT; BASE when not found.
@@ -178,66 +261,35 @@ uint64_t key_offset(std::string_view text, uint64_t base, std::string_view key, 
   return base + pos;
 }
 
-Result<StrictJson> parse_strict_json(std::string_view text, const std::string& file, uint64_t base,
-                                     const ParseLimits& limits, std::string_view child) {
+// MAX_DEPTH caps nested objects/arrays (which also keeps nlohmann's recursive dump() safe).
+Result<StrictJson> parse_strict_json(std::string_view text, const std::string& file, uint64_t base, size_t max_depth,
+                                     std::string_view child) {
   const void* nul = std::memchr(text.data(), 0, text.size());
   if (nul != nullptr) {
     const uint64_t at = static_cast<uint64_t>(static_cast<const char*>(nul) - text.data());
     return corrupt(file, base + at, "JSON text", "no NUL byte (JSON never holds one)", "a NUL byte");
   }
-  struct Frame {
-    std::unordered_set<std::string> keys;
-    std::string last_key;
-  };
-  std::vector<Frame> frames;
-  std::string duplicate;
-  bool too_deep = false;
   StrictJson doc;
-  const int max_depth = std::max(limits.max_nesting, 4);
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= max_depth) {
-          too_deep = true;
-          return false;  // discarded: neither kept nor walked further
-        }
-        if (event == json::parse_event_t::object_start) {
-          if (frames.size() <= static_cast<size_t>(depth)) frames.resize(static_cast<size_t>(depth) + 1);
-          frames[static_cast<size_t>(depth)].keys.clear();
-          frames[static_cast<size_t>(depth)].last_key.clear();
-        }
-        return true;
-      case json::parse_event_t::key: {
-        if (depth < 1 || frames.size() < static_cast<size_t>(depth)) return true;
-        Frame& f = frames[static_cast<size_t>(depth) - 1];
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!f.keys.insert(key).second && duplicate.empty()) duplicate = key;
-        f.last_key = key;
-        if (depth == 2 && !child.empty() && frames[0].last_key == child) doc.child_keys.push_back(key);
-        return true;
-      }
-      default:
-        return true;
-    }
-  };
+  StrictJsonBuilder builder(&doc, max_depth, child);
+  bool parsed = false;
   try {
-    doc.root = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
-                           /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
-    const uint64_t at = e.byte > 0 ? e.byte - 1 : 0;
-    std::string what = e.what();
-    const size_t cut = what.find("] ");
-    if (cut != std::string::npos) what = what.substr(cut + 2);
-    return corrupt(file, base + at, "JSON text", "valid JSON in UTF-8", shown(what));
+    parsed = json::sax_parse(text.begin(), text.end(), &builder, json::input_format_t::json, /*strict=*/true,
+                             /*ignore_comments=*/false);
   } catch (const std::exception& e) {
     return corrupt(file, base, "JSON text", "valid JSON", shown(e.what()));
   }
-  if (!duplicate.empty())
-    return corrupt(file, key_offset(text, base, duplicate, 2), "JSON object key " + shown(duplicate),
+  if (!builder.duplicate.empty())
+    return corrupt(file, key_offset(text, base, builder.duplicate, 2), "JSON object key " + shown(builder.duplicate),
                    "each key once", "the key twice (a later entry would shadow the first)");
-  if (too_deep)
+  if (builder.too_deep)
     return corrupt(file, base, "JSON nesting", "at most " + std::to_string(max_depth) + " levels", "deeper");
+  if (!parsed) {
+    const uint64_t at = builder.error_position > 0 ? builder.error_position - 1 : 0;
+    std::string what = builder.error_message.empty() ? std::string("a parse error") : builder.error_message;
+    const size_t cut = what.find("] ");
+    if (cut != std::string::npos) what = what.substr(cut + 2);
+    return corrupt(file, base + std::min<uint64_t>(at, text.size()), "JSON text", "valid JSON in UTF-8", shown(what));
+  }
   if (!doc.root.is_object())
     return corrupt(file, base, "JSON text", "an object", std::string(doc.root.type_name()));
   return doc;
@@ -549,7 +601,7 @@ Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes,
     return corrupt(name, kHeaderOffset, "header start", "'{'",
                    n == 0 ? std::string("an empty header") : "0x" + hex_of(base + kHeaderOffset, 1));
   const std::string_view text(reinterpret_cast<const char*>(base + kHeaderOffset), n);
-  SS_ASSIGN_OR_RETURN(StrictJson doc, parse_strict_json(text, name, kHeaderOffset, limits, kMetadataKey));
+  SS_ASSIGN_OR_RETURN(StrictJson doc, parse_strict_json(text, name, kHeaderOffset, kHeaderDepth, kMetadataKey));
   const uint64_t data_start = kHeaderOffset + n;
   const uint64_t data_size = size - data_start;
 
@@ -612,7 +664,7 @@ Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes,
       return corrupt(name, md_at, "__metadata__ entries", "<= " + std::to_string(limits.max_kv) + " (cap)",
                      std::to_string(md.size()));
     std::vector<std::string> keys = doc.child_keys;
-    if (keys.size() != md.size()) {  // cannot happen with the callback; fall back to sorted order
+    if (keys.size() != md.size()) {  // cannot happen with the builder; fall back to sorted order
       keys.clear();
       for (const auto& [k, v] : md.items()) keys.push_back(k);
     }
@@ -636,12 +688,10 @@ Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes,
       }
       if (starts_with(key, kTypedPrefix)) {
         meta_key = key.substr(kTypedPrefix.size());
-        json typed;
-        try {
-          typed = json::parse(s);
-        } catch (...) {
-          return corrupt(name, at(), "metadata " + shown(key), "typed JSON", shown(s));
-        }
+        // Arrays of arrays nest two JSON levels per level ({"values": [{...}]}).
+        auto parsed = parse_strict_json(s, key, 0, 2 * static_cast<size_t>(std::max(limits.max_nesting, 0)) + 2, "");
+        if (!parsed.ok()) return corrupt(name, at(), "metadata " + shown(key), "typed JSON", parsed.status().message());
+        const json& typed = parsed->root;
         auto decoded = meta_of_typed_json(typed, 0, limits);
         if (!decoded.ok()) return corrupt(name, at(), "metadata " + shown(key), decoded.status().message(), json_text(typed));
         value = std::move(decoded).value();
@@ -691,7 +741,7 @@ bool plain_file_name(std::string_view s) {
 
 Result<TensorStore> read_index(const std::string& index_path, const ParseLimits& limits) {
   SS_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path, limits.max_header));
-  SS_ASSIGN_OR_RETURN(StrictJson doc, parse_strict_json(text, index_path, 0, limits, ""));
+  SS_ASSIGN_OR_RETURN(StrictJson doc, parse_strict_json(text, index_path, 0, kHeaderDepth, ""));
   if (!doc.root.contains("weight_map") || !doc.root["weight_map"].is_object())
     return corrupt(index_path, 0, "weight_map", "an object {tensor: shard file}",
                    doc.root.contains("weight_map") ? std::string(doc.root["weight_map"].type_name()) : "none");

@@ -78,13 +78,20 @@ TEST(Safetensors, RoundTripEveryDtypeAndTypedMetadata) {
   Rng rng(20260101);
   TensorStore store;
   int k = 0;
+  auto next_name = [&k](DType t) {  // "t30.q4_0"
+    std::string name = "t";
+    name += std::to_string(k++);
+    name += '.';
+    name += dtype_name(t);
+    return name;
+  };
   for (size_t d = 0; d < static_cast<size_t>(DType::COUNT); ++d) {
     const DType t = static_cast<DType>(d);
     const int64_t block = dtype_info(t).block_size;
     // 2-D, 3-D and 1-D shapes; for block types the last dimension is a whole number of blocks.
-    ASSERT_TRUE(store.add(random_tensor(rng, "t" + std::to_string(k++) + "." + dtype_name(t), t, {3, 2 * block})).ok());
-    ASSERT_TRUE(store.add(random_tensor(rng, "t" + std::to_string(k++) + "." + dtype_name(t), t, {2, 1, block})).ok());
-    ASSERT_TRUE(store.add(random_tensor(rng, "t" + std::to_string(k++) + "." + dtype_name(t), t, {block})).ok());
+    ASSERT_TRUE(store.add(random_tensor(rng, next_name(t), t, {3, 2 * block})).ok());
+    ASSERT_TRUE(store.add(random_tensor(rng, next_name(t), t, {2, 1, block})).ok());
+    ASSERT_TRUE(store.add(random_tensor(rng, next_name(t), t, {block})).ok());
   }
   ASSERT_TRUE(store.add(random_tensor(rng, "scalar", DType::F32, {})).ok());
   ASSERT_TRUE(store.add(random_tensor(rng, "empty", DType::F16, {0, 4})).ok());
@@ -412,6 +419,9 @@ TEST(SafetensorsCorrupt, MetadataRules) {
   // A typed value that lies about its count.
   h = "{\"__metadata__\":{\"safeshrink.gguf.s\":\"{\\\"type\\\":\\\"arr\\\",\\\"elem\\\":\\\"f32\\\",\\\"count\\\":3,\\\"hex\\\":\\\"00000000\\\"}\"}}";
   expect_corrupt(parse(file_of(h, {})).status(), "mem.safetensors", 8 + h.find("\"safeshrink.gguf.s\""), "3 elements");
+  // A typed value nested 100000 deep is refused before anything recurses over it.
+  h = "{\"__metadata__\":{\"safeshrink.gguf.k\":\"" + std::string(100000, '[') + "\"}}";
+  expect_corrupt(parse(file_of(h, {})).status(), "mem.safetensors", 8 + h.find("\"safeshrink.gguf.k\""), "nesting");
 }
 
 TEST(SafetensorsCorrupt, CapsAndNesting) {

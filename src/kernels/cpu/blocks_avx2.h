@@ -14,6 +14,8 @@ namespace ss::kernels::cpu {
 namespace {
 
 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+// An fp16 value converted and broadcast to 8 lanes (vpbroadcastw + vcvtph2ps).
+inline __m256 half_to_float8(uint16_t h) { return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h))); }
 
 // 16 bytes of packed nibbles -> 32 bytes: low nibbles are elements 0..15, high nibbles 16..31 (the
 // element order of Q4_0/Q4_1/Q5_0/Q5_1).

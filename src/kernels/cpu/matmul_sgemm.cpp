@@ -54,7 +54,7 @@ void matmul_sgemm_panels(DType wt, const void* w, int64_t m, int64_t k, const fl
   const char* mode = std::getenv("SS_SGEMM_MODE");
   if (mode && std::string(mode) == "perthread") {
     BlasThreads one(1);
-    const int64_t panel_rows = std::clamp<int64_t>(std::atoll(std::getenv("SS_PANEL_ROWS") ? std::getenv("SS_PANEL_ROWS") : "128"), 8, m);
+    const int64_t panel_rows = std::clamp<int64_t>(std::atoll(std::getenv("SS_PANEL_ROWS") ? std::getenv("SS_PANEL_ROWS") : "512"), 8, m);
     pool.parallel_for(m, [&](int64_t b, int64_t e, int) {
       if (wt == DType::F32) {
         sgemm_xwt(x, n, k, static_cast<const float*>(w) + b * k, e - b, y + b, m);

@@ -168,27 +168,11 @@ void dot_float(const uint8_t* w, int64_t k, const ActivationRows& a, float* out)
   }
 }
 
-// Blocks of 32 whose values decode to signed bytes: Q8_0, Q4_0 (q - 8), Q5_0 (q - 16).
-// dot = sum_b d_w * d_x * sum(q_w * q_x), the byte products by the sign trick of maddubs.
-struct SignedQ8_0 {
-  using Block = BlockQ8_0;
-  static __m256i bytes(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
-};
-struct SignedQ4_0 {
-  using Block = BlockQ4_0;
-  static __m256i bytes(const Block& b) { return _mm256_sub_epi8(nibbles_to_bytes(b.qs), _mm256_set1_epi8(8)); }
-};
-struct SignedQ5_0 {
-  using Block = BlockQ5_0;
-  static __m256i bytes(const Block& b) {
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles_to_bytes(b.qs), high_bits_to_bytes(b.qh)), _mm256_set1_epi8(16));
-  }
-};
-
-template <class Decode, int NR>
-void dot_signed32(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* out) {
-  using Block = typename Decode::Block;
-  const Block* w = reinterpret_cast<const Block*>(wrow);
+// Q8_0 blocks (signed codes): dot = sum_b d_w * d_x * sum(q_w * q_x), the signed byte products
+// through maddubs with the sign trick (|q_w| times q_x with the sign of q_w).
+template <int NR>
+void dot_q8_0(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* out) {
+  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(wrow);
   const int64_t nb = k / 32;
   constexpr int U = NR <= 2 ? 2 : 1;  // accumulator sets, so that one row still has two FMA chains
   const __m256i ones = _mm256_set1_epi16(1);
@@ -196,13 +180,59 @@ void dot_signed32(const uint8_t* wrow, int64_t k, const ActivationRows& a, float
   for (auto& au : acc)
     for (auto& v : au) v = _mm256_setzero_ps();
   auto step = [&](int64_t b, int u) {
-    const __m256i ws = Decode::bytes(w[b]);
+    const __m256i ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i wa = _mm256_sign_epi8(ws, ws);
-    const __m256 dw = _mm256_set1_ps(half_to_float(w[b].d));
+    const __m256 dw = half_to_float8(w[b].d);
     for (int r = 0; r < NR; ++r) {
       const __m256i xs = _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs[r] + 32 * b)), ws);
       const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wa, xs), ones));
       acc[u][r] = _mm256_fmadd_ps(_mm256_mul_ps(p, _mm256_broadcast_ss(a.d[r] + b)), dw, acc[u][r]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + U <= nb; b += U)
+    for (int u = 0; u < U; ++u) step(b + u, u);
+  for (; b < nb; ++b) step(b, 0);
+  for (int r = 0; r < NR; ++r) {
+    for (int u = 1; u < U; ++u) acc[0][r] = _mm256_add_ps(acc[0][r], acc[u][r]);
+    out[r] = hsum(acc[0][r]);
+  }
+}
+
+// Blocks of 32 with unsigned codes and a fixed offset: Q4_0 (w = d * (q - 8)), Q5_0 (d * (q - 16)).
+// dot = sum_b d_w * (d_x * sum(q * q_x) - offset * s_x) with s_x = d_x * sum(q_x): maddubs takes the
+// unsigned codes as they are, and the offset term rides in the same FMA as 8 lanes of offset/8 * s_x.
+struct OffsetQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kOffsetPerLane = 1;  // 8 / 8 lanes
+  static __m256i bytes(const Block& b) { return nibbles_to_bytes(b.qs); }
+};
+struct OffsetQ5_0 {
+  using Block = BlockQ5_0;
+  static constexpr int kOffsetPerLane = 2;  // 16 / 8 lanes
+  static __m256i bytes(const Block& b) { return _mm256_or_si256(nibbles_to_bytes(b.qs), high_bits_to_bytes(b.qh)); }
+};
+
+template <class Decode, int NR>
+void dot_offset32(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* out) {
+  using Block = typename Decode::Block;
+  const Block* w = reinterpret_cast<const Block*>(wrow);
+  const int64_t nb = k / 32;
+  constexpr int U = NR <= 2 ? 2 : 1;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[U][NR];
+  for (auto& au : acc)
+    for (auto& v : au) v = _mm256_setzero_ps();
+  auto step = [&](int64_t b, int u) {
+    const __m256i wq = Decode::bytes(w[b]);
+    const __m256 dw = half_to_float8(w[b].d);
+    for (int r = 0; r < NR; ++r) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs[r] + 32 * b));
+      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
+      __m256 offset = _mm256_broadcast_ss(a.s[r] + b);
+      if constexpr (Decode::kOffsetPerLane == 2) offset = _mm256_add_ps(offset, offset);
+      const __m256 t = _mm256_fmsub_ps(p, _mm256_broadcast_ss(a.d[r] + b), offset);
+      acc[u][r] = _mm256_fmadd_ps(t, dw, acc[u][r]);
     }
   };
   int64_t b = 0;
@@ -233,19 +263,19 @@ void dot_unsigned32(const uint8_t* wrow, int64_t k, const ActivationRows& a, flo
   const int64_t nb = k / 32;
   constexpr int U = NR <= 2 ? 2 : 1;
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[U][NR];
-  float acc_min[U][NR] = {};
-  for (auto& au : acc)
-    for (auto& v : au) v = _mm256_setzero_ps();
+  __m256 acc[U][NR], acc_min[U][NR];  // acc_min: 8 lanes of m_w/8 * s_x per block
+  for (int u = 0; u < U; ++u)
+    for (int r = 0; r < NR; ++r) acc[u][r] = acc_min[u][r] = _mm256_setzero_ps();
+  const __m256 eighth = _mm256_set1_ps(0.125f);
   auto step = [&](int64_t b, int u) {
     const __m256i wq = Decode::bytes(w[b]);
-    const __m256 dw = _mm256_set1_ps(half_to_float(w[b].d));
-    const float mw = half_to_float(w[b].m);
+    const __m256 dw = half_to_float8(w[b].d);
+    const __m256 mw = _mm256_mul_ps(half_to_float8(w[b].m), eighth);
     for (int r = 0; r < NR; ++r) {
       const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs[r] + 32 * b));
       const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones));
       acc[u][r] = _mm256_fmadd_ps(_mm256_mul_ps(p, _mm256_broadcast_ss(a.d[r] + b)), dw, acc[u][r]);
-      acc_min[u][r] += mw * a.s[r][b];
+      acc_min[u][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a.s[r] + b), mw, acc_min[u][r]);
     }
   };
   int64_t b = 0;
@@ -253,10 +283,11 @@ void dot_unsigned32(const uint8_t* wrow, int64_t k, const ActivationRows& a, flo
     for (int u = 0; u < U; ++u) step(b + u, u);
   for (; b < nb; ++b) step(b, 0);
   for (int r = 0; r < NR; ++r) {
-    float m = 0.0f;
-    for (int u = 0; u < U; ++u) m += acc_min[u][r];
-    for (int u = 1; u < U; ++u) acc[0][r] = _mm256_add_ps(acc[0][r], acc[u][r]);
-    out[r] = hsum(acc[0][r]) + m;
+    for (int u = 1; u < U; ++u) {
+      acc[0][r] = _mm256_add_ps(acc[0][r], acc[u][r]);
+      acc_min[0][r] = _mm256_add_ps(acc_min[0][r], acc_min[u][r]);
+    }
+    out[r] = hsum(_mm256_add_ps(acc[0][r], acc_min[0][r]));
   }
 }
 
@@ -384,7 +415,8 @@ constexpr std::array<DotFn, kMaxRows> all_rows() {
   return {K<1>::fn, K<2>::fn, K<3>::fn, K<4>::fn};
 }
 template <class L> struct FloatK { template <int NR> struct At { static constexpr DotFn fn = dot_float<L, NR>; }; };
-template <class D> struct Signed32K { template <int NR> struct At { static constexpr DotFn fn = dot_signed32<D, NR>; }; };
+template <class D> struct Offset32K { template <int NR> struct At { static constexpr DotFn fn = dot_offset32<D, NR>; }; };
+template <int NR> struct Q8_0K { static constexpr DotFn fn = dot_q8_0<NR>; };
 template <class D> struct Unsigned32K { template <int NR> struct At { static constexpr DotFn fn = dot_unsigned32<D, NR>; }; };
 template <int NR> struct Q4KK { static constexpr DotFn fn = dot_q4_k<NR>; };
 template <int NR> struct Q6KK { static constexpr DotFn fn = dot_q6_k<NR>; };
@@ -393,9 +425,9 @@ const TypeKernels* kernels_for(DType wt) {
   static const TypeKernels f32{ActivationFormat::F32, all_rows<FloatK<LoadF32>::At>()};
   static const TypeKernels f16{ActivationFormat::F32, all_rows<FloatK<LoadF16>::At>()};
   static const TypeKernels bf16{ActivationFormat::F32, all_rows<FloatK<LoadBF16>::At>()};
-  static const TypeKernels q8_0{ActivationFormat::BLOCK32, all_rows<Signed32K<SignedQ8_0>::At>()};
-  static const TypeKernels q4_0{ActivationFormat::BLOCK32, all_rows<Signed32K<SignedQ4_0>::At>()};
-  static const TypeKernels q5_0{ActivationFormat::BLOCK32, all_rows<Signed32K<SignedQ5_0>::At>()};
+  static const TypeKernels q8_0{ActivationFormat::BLOCK32, all_rows<Q8_0K>()};
+  static const TypeKernels q4_0{ActivationFormat::BLOCK32, all_rows<Offset32K<OffsetQ4_0>::At>()};
+  static const TypeKernels q5_0{ActivationFormat::BLOCK32, all_rows<Offset32K<OffsetQ5_0>::At>()};
   static const TypeKernels q4_1{ActivationFormat::BLOCK32, all_rows<Unsigned32K<UnsignedQ4_1>::At>()};
   static const TypeKernels q5_1{ActivationFormat::BLOCK32, all_rows<Unsigned32K<UnsignedQ5_1>::At>()};
   static const TypeKernels q4_k{ActivationFormat::BLOCK256, all_rows<Q4KK>()};
