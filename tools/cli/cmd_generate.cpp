@@ -43,45 +43,62 @@ Result<std::vector<PromptRow>> read_prompts_jsonl(const std::string& path) {
   return rows;
 }
 
+// Flags every command that runs a model on prompts shares, declared once.
+struct ModelPromptFlags {
+  std::string model, chat_template, system;
+  bool chat = false, exact = false;
+
+  void declare(CLI::App* sub) {
+    sub->add_option("-m,--model", model, "model file (.gguf, .safetensors) or HF folder")->required();
+    sub->add_flag("--chat", chat, "render the prompt as a user turn with the model's chat template");
+    sub->add_option("--chat-template", chat_template, "chat family name or format file (implies --chat)");
+    sub->add_option("--system", system, "system message for --chat");
+    sub->add_flag("--exact", exact, "dequantize weights to F32 at load (reference-grade math)");
+  }
+  // Loads the model and tokenizer and resolves the prompt format.
+  Status open(LoadedModel* lm, PromptFormat* fmt) const {
+    LoadOptions lo;
+    lo.dequantize_weights = exact;
+    SS_ASSIGN_OR_RETURN(*lm, load_model_with_tokenizer(model, lo));
+    SS_ASSIGN_OR_RETURN(*fmt, resolve_prompt_format(*lm->tokenizer, chat || !chat_template.empty(), chat_template));
+    return ok_status();
+  }
+};
+
 }  // namespace
 
 RunFn add_generate(CLI::App& app) {
   auto* sub = app.add_subcommand("generate", "Generate text from a model (GGUF or HF folder)");
-  struct Opts {
-    std::string model, prompt, prompts, chat_template, system;
-    bool chat = false, json = false, exact = false, quiet = false;
+  struct Opts : ModelPromptFlags {
+    std::string prompt, prompts;
+    std::vector<std::string> stop;
+    bool json = false, quiet = false;
     int64_t max_new_tokens = 128, batch = 8, top_k = 0;
     float temperature = 0, top_p = 1;
     uint64_t seed = 0;
   };
   auto o = std::make_shared<Opts>();
-  sub->add_option("-m,--model", o->model, "model file (.gguf, .safetensors) or HF folder")->required();
+  o->declare(sub);
   auto* one = sub->add_option("-p,--prompt", o->prompt, "prompt text");
   auto* many = sub->add_option("--prompts", o->prompts, "JSONL file, one {\"prompt\": ...} per line");
   one->excludes(many);
-  sub->add_flag("--chat", o->chat, "render the prompt as a user turn with the model's chat template");
-  sub->add_option("--chat-template", o->chat_template, "chat family name or format file (implies --chat)");
-  sub->add_option("--system", o->system, "system message for --chat");
   sub->add_option("-n,--max-new-tokens", o->max_new_tokens, "tokens to generate at most (default 128)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   sub->add_option("--temperature", o->temperature, "0 = greedy (default)")->check(CLI::Range(0.0f, 100.0f));
   sub->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
   sub->add_option("--top-p", o->top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0f, 1.0f));
   sub->add_option("--seed", o->seed, "sampling seed (default 0)");
+  sub->add_option("--stop", o->stop, "stop when the continuation contains TEXT (repeatable)");
   sub->add_option("--batch", o->batch, "sequences decoded together (default 8)")->check(CLI::Range(1, 4096));
   sub->add_flag("--json", o->json, "print JSONL records");
-  sub->add_flag("--exact", o->exact, "dequantize weights to F32 at load (reference-grade math)");
   sub->add_flag("-q,--quiet", o->quiet, "no progress on stderr");
   return [sub, o]() -> int {
     if (!sub->parsed()) return -1;
     if (o->prompt.empty() && o->prompts.empty()) return fail(invalid_argument("give --prompt TEXT or --prompts FILE"));
-    LoadOptions lo;
-    lo.dequantize_weights = o->exact;
-    auto lm = load_model_with_tokenizer(o->model, lo);
-    if (!lm.ok()) return fail(lm.status());
-    const Tokenizer& tok = *lm->tokenizer;
-    auto fmt = resolve_prompt_format(tok, o->chat || !o->chat_template.empty(), o->chat_template);
-    if (!fmt.ok()) return fail(fmt.status());
+    LoadedModel lm;
+    PromptFormat fmt;
+    if (Status st = o->open(&lm, &fmt); !st.ok()) return fail(st);
+    const Tokenizer& tok = *lm.tokenizer;
 
     std::vector<PromptRow> rows;
     if (!o->prompts.empty()) {
@@ -93,7 +110,7 @@ RunFn add_generate(CLI::App& app) {
     }
     std::vector<std::vector<int32_t>> ids;
     for (const auto& r : rows) {
-      auto e = encode_prompt(tok, *fmt, r.text, o->system);
+      auto e = encode_prompt(tok, fmt, r.text, o->system);
       if (!e.ok()) return fail(e.status().with_context("prompt " + r.id));
       ids.push_back(std::move(e).value());
     }
@@ -103,6 +120,7 @@ RunFn add_generate(CLI::App& app) {
     cfg.top_k = o->top_k;
     cfg.top_p = o->top_p;
     cfg.seed = o->seed;
+    cfg.stop_strings = o->stop;
     for (int32_t id = 0; id < static_cast<int32_t>(tok.vocab_size()); ++id)
       if (tok.is_end_of_generation(id)) cfg.stop_ids.push_back(id);
 
@@ -116,7 +134,12 @@ RunFn add_generate(CLI::App& app) {
                    static_cast<long long>(p.done), static_cast<long long>(p.total), rate,
                    (p.total - p.done) / std::max(rate, 1e-9));
     };
-    auto gens = generate(*lm->model, ids, cfg, o->batch, nullptr, progress);
+    const DecodeFn pieces = [&tok](const std::vector<int32_t>& ids_) {
+      std::string text;
+      for (int32_t id : ids_) text += tok.token_to_piece(id).value_or("");
+      return text;
+    };
+    auto gens = generate(*lm.model, ids, cfg, o->batch, pieces, progress);
     if (show_progress) std::fprintf(stderr, "\n");
     if (!gens.ok()) return fail(gens.status());
 
@@ -134,10 +157,10 @@ RunFn add_generate(CLI::App& app) {
         nlohmann::json j = {{"id", rows[i].id},         {"prompt", rows[i].text},
                             {"response", *text},        {"n_prompt_tokens", ids[i].size()},
                             {"n_tokens", g.tokens.size()}, {"stop_reason", g.stop_reason},
-                            {"format", fmt->describe()}};
+                            {"format", fmt.describe()}};
         std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
-        std::printf("%s%s\n", fmt->kind == PromptFormat::Kind::RAW ? rows[i].text.c_str() : "", text->c_str());
+        std::printf("%s%s\n", fmt.kind == PromptFormat::Kind::RAW ? rows[i].text.c_str() : "", text->c_str());
       }
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -153,33 +176,26 @@ RunFn add_generate(CLI::App& app) {
 
 RunFn add_score(CLI::App& app) {
   auto* sub = app.add_subcommand("score", "Log-probability of a continuation after a prompt");
-  struct Opts {
-    std::string model, prompt, continuation, chat_template, system;
-    bool chat = false, exact = false, json = false;
+  struct Opts : ModelPromptFlags {
+    std::string prompt, continuation;
+    bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  sub->add_option("-m,--model", o->model, "model file or HF folder")->required();
+  o->declare(sub);
   sub->add_option("-p,--prompt", o->prompt, "prompt text")->required();
   sub->add_option("-c,--continuation", o->continuation, "continuation text to score")->required();
-  sub->add_flag("--chat", o->chat, "render the prompt as a user turn with the model's chat template");
-  sub->add_option("--chat-template", o->chat_template, "chat family name or format file (implies --chat)");
-  sub->add_option("--system", o->system, "system message for --chat");
-  sub->add_flag("--exact", o->exact, "dequantize weights to F32 at load");
   sub->add_flag("--json", o->json, "print JSON");
   return [sub, o]() -> int {
     if (!sub->parsed()) return -1;
-    LoadOptions lo;
-    lo.dequantize_weights = o->exact;
-    auto lm = load_model_with_tokenizer(o->model, lo);
-    if (!lm.ok()) return fail(lm.status());
-    const Tokenizer& tok = *lm->tokenizer;
-    auto fmt = resolve_prompt_format(tok, o->chat || !o->chat_template.empty(), o->chat_template);
-    if (!fmt.ok()) return fail(fmt.status());
-    auto p = encode_prompt(tok, *fmt, o->prompt, o->system);
+    LoadedModel lm;
+    PromptFormat fmt;
+    if (Status st = o->open(&lm, &fmt); !st.ok()) return fail(st);
+    const Tokenizer& tok = *lm.tokenizer;
+    auto p = encode_prompt(tok, fmt, o->prompt, o->system);
     if (!p.ok()) return fail(p.status());
     auto c = tok.encode(o->continuation, false, false);
     if (!c.ok()) return fail(c.status());
-    auto s = score_continuation(*lm->model, *p, *c);
+    auto s = score_continuation(*lm.model, *p, *c);
     if (!s.ok()) return fail(s.status());
     if (o->json) {
       nlohmann::json tokens = nlohmann::json::array();
