@@ -147,20 +147,15 @@ RunFn add_generate(CLI::App& app) {
       const Generation& g = (*gens)[i];
       // The pieces, concatenated as a streaming runtime prints them (a decode() of the
       // continuation alone would drop the leading space SentencePiece vocabularies encode).
-      Result<std::string> text = std::string();
-      for (int32_t id : g.tokens) {
-        auto piece = tok.token_to_piece(id);
-        if (!piece.ok()) return fail(piece.status());
-        text->append(*piece);
-      }
+      const std::string text = pieces(g.tokens);
       if (o->json || !o->prompts.empty()) {
         nlohmann::json j = {{"id", rows[i].id},         {"prompt", rows[i].text},
-                            {"response", *text},        {"n_prompt_tokens", ids[i].size()},
+                            {"response", text},        {"n_prompt_tokens", ids[i].size()},
                             {"n_tokens", g.tokens.size()}, {"stop_reason", g.stop_reason},
                             {"format", fmt.describe()}};
         std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       } else {
-        std::printf("%s%s\n", fmt.kind == PromptFormat::Kind::RAW ? rows[i].text.c_str() : "", text->c_str());
+        std::printf("%s%s\n", fmt.kind == PromptFormat::Kind::RAW ? rows[i].text.c_str() : "", text.c_str());
       }
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
