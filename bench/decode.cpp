@@ -71,6 +71,9 @@ TensorStore make_model(DType t) {
   auto& m = s.meta;
   m.set("general.architecture", MetaValue::of_string("llama"));
   m.set("general.name", MetaValue::of_string(std::string("bench-decode-100m-") + dtype_name(t)));
+  // llama_ftype of the file (llama.cpp labels files without it "(guessed)").
+  const uint32_t ftype = t == DType::F32 ? 0 : t == DType::F16 ? 1 : t == DType::Q4_0 ? 2 : t == DType::Q8_0 ? 7 : 15;
+  m.set("general.file_type", MetaValue::of_u32(ftype));
   m.set("llama.context_length", MetaValue::of_u32(2048));
   m.set("llama.embedding_length", MetaValue::of_u32(kD));
   m.set("llama.feed_forward_length", MetaValue::of_u32(kFF));
