@@ -94,16 +94,20 @@ TEST(Cli, ConvertRoundTripKeepsTensorBytes) {
   EXPECT_EQ(ja["tensors"], jb["tensors"]);
 }
 
-TEST(Cli, GreedyGenerationEqualsLlamaCppText) {
+TEST(Cli, GreedyGenerationEqualsLlamaCppAndLlama2cText) {
   SS_REQUIRE_SHARED();
-  // llama.cpp's greedy text for "Once upon a time" (200 tokens), fixtures greedy/f32.text.txt.
+  // llama.cpp's greedy text for "Once upon a time" (200 tokens), fixtures greedy/f32.text.txt, and
+  // karpathy/llama2.c run.c's stdout for the same prompt (its text plus the newline run.c prints).
   std::ifstream f(test::fixtures_dir() + "/stories260K/reference/greedy/f32.text.txt");
   const std::string expected((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::ifstream f2(test::fixtures_dir() + "/stories260K/reference/llama2c/run-c-temp0-n204.txt");
+  const std::string llama2c((std::istreambuf_iterator<char>(f2)), std::istreambuf_iterator<char>());
   std::string out;
   ASSERT_EQ(test::run_command(ss_cmd("generate --quiet -m " + stories("f32") + " -p 'Once upon a time' -n 200 2>/dev/null"),
                               &out),
             0);
   ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out, llama2c);
   if (out.back() == '\n') out.pop_back();
   EXPECT_EQ(out, expected);
 }

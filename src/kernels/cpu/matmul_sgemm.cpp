@@ -1,16 +1,16 @@
-// Large-batch matmul through OpenBLAS: Y (n x m) = X (n x k) * W^T as one cblas_sgemm for F32
-// weights, and for every other weight type as a sequence of sgemm calls on panels of W rows
-// dequantized to F32 (in parallel on our pool, with the fastest dequantizer of the level). Worth it
-// once n is large enough that the dequantization (O(m k)) is small next to the product (O(n m k)).
-// Not here: the choice of when to use it (kernels_dispatch.cpp) and the small-batch kernels.
-// To add a strategy: a function next to these and a measurement in bench/kernels.cpp showing it wins.
+// Large-batch matmul through OpenBLAS: Y (n x m) = X (n x k) * W^T. Each thread of our pool takes a
+// contiguous range of W rows and runs single-threaded cblas_sgemm on it: F32 weights directly, every
+// other type through F32 panels of its rows dequantized by that thread (with the fastest dequantizer
+// of the level). Measured on 2 cores (bench/kernels, n = 512): this beats one multi-threaded sgemm
+// per shared panel (no hand-over between our threads and OpenBLAS's, whose idle threads spin), e.g.
+// q4_0 ~125 vs ~100 GFLOP/s. Worth it once n is large enough that dequantizing (O(m k)) is small next
+// to the product (O(n m k)). Not here: the choice of when to use it (kernels_dispatch.cpp) and the
+// small-batch kernels. To add a strategy: a function next to this one and a bench measurement that
+// shows it wins.
 #include <cblas.h>
 
 #include <algorithm>
 #include <memory>
-#include <vector>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/cpu/dispatch.h"
 #include "safeshrink/thread_pool.h"
@@ -18,21 +18,24 @@
 namespace ss::kernels::cpu {
 namespace {
 
-// Bytes of one F32 panel of dequantized weight rows: large enough that sgemm runs at full speed,
-// small enough to stay a fraction of the F32 weights.
-const int64_t kPanelBytes = (std::getenv("SS_PANEL_MB") ? std::atoll(std::getenv("SS_PANEL_MB")) : 16) << 20;
+// Bytes of one thread's F32 panel of dequantized weight rows (~290 rows at k = 14336): big enough
+// that sgemm's packing of X (once per call) costs a few percent of the product, small next to the
+// F32 size of the weights (panels of 64 MB were not faster, 4 MB were slower).
+constexpr int64_t kPanelBytes = 16ll << 20;
 
-// OpenBLAS keeps one process-wide thread count; match it to our pool for the call, restore after.
-class BlasThreads {
+// OpenBLAS keeps one process-wide thread count. Our threads each call it single-threaded for the
+// duration of the product and the previous count is restored after. (Concurrent matmul calls from
+// different threads of the caller all want 1 here, so they do not fight over it.)
+class SingleThreadedBlas {
  public:
-  explicit BlasThreads(int n) : previous_(openblas_get_num_threads()) {
-    if (previous_ != n) openblas_set_num_threads(n);
+  SingleThreadedBlas() : previous_(openblas_get_num_threads()) {
+    if (previous_ != 1) openblas_set_num_threads(1);
   }
-  ~BlasThreads() {
-    if (openblas_get_num_threads() != previous_) openblas_set_num_threads(previous_);
+  ~SingleThreadedBlas() {
+    if (previous_ != 1) openblas_set_num_threads(previous_);
   }
-  BlasThreads(const BlasThreads&) = delete;
-  BlasThreads& operator=(const BlasThreads&) = delete;
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 
  private:
   int previous_;
@@ -48,41 +51,26 @@ void sgemm_xwt(const float* x, int64_t n, int64_t k, const float* w, int64_t row
 
 void matmul_sgemm_panels(DType wt, const void* w, int64_t m, int64_t k, const float* x, int64_t n, float* y,
                          ThreadPool& pool, DequantizeRowFn dequantize) {
-  const DTypeInfo& info = dtype_info(wt);
-  const int64_t row_bytes = info.type_size * (k / info.block_size);
-  const uint8_t* wbytes = static_cast<const uint8_t*>(w);
-  const char* mode = std::getenv("SS_SGEMM_MODE");
-  if (mode && std::string(mode) == "perthread") {
-    BlasThreads one(1);
-    const int64_t panel_rows = std::clamp<int64_t>(std::atoll(std::getenv("SS_PANEL_ROWS") ? std::getenv("SS_PANEL_ROWS") : "512"), 8, m);
+  SingleThreadedBlas single;
+  if (wt == DType::F32) {
     pool.parallel_for(m, [&](int64_t b, int64_t e, int) {
-      if (wt == DType::F32) {
-        sgemm_xwt(x, n, k, static_cast<const float*>(w) + b * k, e - b, y + b, m);
-        return;
-      }
-      std::unique_ptr<float[]> panel(new float[static_cast<size_t>(panel_rows * k)]);
-      for (int64_t p0 = b; p0 < e; p0 += panel_rows) {
-        const int64_t rows = std::min(panel_rows, e - p0);
-        for (int64_t i = 0; i < rows; ++i) dequantize(wt, wbytes + (p0 + i) * row_bytes, panel.get() + i * k, k);
-        sgemm_xwt(x, n, k, panel.get(), rows, y + p0, m);
-      }
+      sgemm_xwt(x, n, k, static_cast<const float*>(w) + b * k, e - b, y + b, m);
     }, 8);
     return;
   }
-  BlasThreads threads(pool.size());
-  if (wt == DType::F32) {
-    sgemm_xwt(x, n, k, static_cast<const float*>(w), m, y, m);
-    return;
-  }
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (k * 4), 16, m);
-  std::unique_ptr<float[]> panel(new float[static_cast<size_t>(panel_rows * k)]);
-  for (int64_t p0 = 0; p0 < m; p0 += panel_rows) {
-    const int64_t rows = std::min(panel_rows, m - p0);
-    pool.parallel_for(rows, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) dequantize(wt, wbytes + (p0 + i) * row_bytes, panel.get() + i * k, k);
-    });
-    sgemm_xwt(x, n, k, panel.get(), rows, y + p0, m);
-  }
+  const DTypeInfo& info = dtype_info(wt);
+  const int64_t row_bytes = info.type_size * (k / info.block_size);
+  const uint8_t* wbytes = static_cast<const uint8_t*>(w);
+  const int64_t panel_rows = std::max<int64_t>(8, kPanelBytes / (k * static_cast<int64_t>(sizeof(float))));
+  pool.parallel_for(m, [&](int64_t b, int64_t e, int) {
+    const int64_t rows_here = std::min(panel_rows, e - b);
+    std::unique_ptr<float[]> panel(new float[static_cast<size_t>(rows_here * k)]);
+    for (int64_t p0 = b; p0 < e; p0 += rows_here) {
+      const int64_t rows = std::min(rows_here, e - p0);
+      for (int64_t i = 0; i < rows; ++i) dequantize(wt, wbytes + (p0 + i) * row_bytes, panel.get() + i * k, k);
+      sgemm_xwt(x, n, k, panel.get(), rows, y + p0, m);
+    }
+  }, 8);
 }
 
 }  // namespace ss::kernels::cpu
