@@ -32,7 +32,8 @@ test-all: build
 
 bench: build
 	$(BUILD)/bench/bench_kernels
-	$(BUILD)/bench/bench_inspect
+	$(BUILD)/bench/bench_inspect $(SS)
+	$(BUILD)/bench/bench_decode
 
 demo: build
 	bash scripts/demo $(SS) $(DEMO_DIR)
