@@ -703,8 +703,10 @@ Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes,
       store.meta.append_new(std::move(meta_key), std::move(value));
     }
     for (const auto& [tensor, dtype_text] : dtype_keys) {
-      const std::string& name = tensor;  // clang 14 cannot capture a structured binding
-      const std::function<uint64_t()> at = [&] { return key_offset(text, kHeaderOffset, std::string(kDTypePrefix) + name); };
+      const std::string& tensor_key = tensor;  // clang 14 cannot capture a structured binding
+      const std::function<uint64_t()> at = [&] {
+        return key_offset(text, kHeaderOffset, std::string(kDTypePrefix) + tensor_key);
+      };
       auto it = by_name.find(tensor);
       if (it == by_name.end())
         return corrupt(name, at(), "metadata " + shown(std::string(kDTypePrefix) + tensor), "a tensor of that name", "none");
@@ -752,8 +754,8 @@ Result<TensorStore> read_index(const std::string& index_path, const ParseLimits&
                    std::to_string(map.size()));
   std::vector<std::string> shards;
   for (const auto& [tensor, shard] : map.items()) {
-    const std::string& name = tensor;  // clang 14 cannot capture a structured binding
-    const auto at = [&] { return key_offset(text, 0, name); };
+    const std::string& tensor_key = tensor;  // clang 14 cannot capture a structured binding
+    const auto at = [&] { return key_offset(text, 0, tensor_key); };
     if (!shard.is_string())
       return corrupt(index_path, at(), "weight_map entry " + shown(tensor), "a shard file name", json_text(shard));
     const std::string& file = shard.get_ref<const std::string&>();
