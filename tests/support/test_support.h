@@ -25,7 +25,7 @@ int run_python(const std::string& script, const std::string& args, std::string* 
 std::string cli_path();  // the built safeshrink binary
 std::vector<uint8_t> read_bytes(const std::string& path);
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
-// sqrt(sum (a-b)^2 / sum b^2): normalised mean squared error as ggml's test-quantize-fns uses.
+// sum (a-b)^2 / sum b^2: normalised mean squared error (no square root).
 double nmse(const float* a, const float* b, int64_t n);
 
 }  // namespace ss::test
