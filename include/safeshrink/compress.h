@@ -1,0 +1,108 @@
+// Compressors: pure maps TensorStore -> TensorStore plus a plan saying which tensor got which type
+// or sparsity, and why (see ARCHITECTURE.md). Quantizers live in src/compress/quant/, pruners in
+// src/compress/prune/; each kind has one hand-written registry list (quantizer_registry(),
+// pruner_registry()) that `safeshrink list quantizers|pruners` prints and tests iterate.
+// compress_variant() is the one entry the CLI and the audit use: it parses a variant spec
+// ("fp16", "int4-g128", "q4_k_m", "gptq-4-g128", "wanda-50", "2:4", ...) and runs the unit.
+// Not here: reading or writing files (formats/), running models (model/), evaluation (eval/).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "safeshrink/status.h"
+#include "safeshrink/store.h"
+
+namespace ss {
+
+class LlamaModel;
+class Tokenizer;
+class ThreadPool;
+
+// One line of a plan: what happened to one tensor.
+struct PlanEntry {
+  std::string tensor;         // name in the store
+  std::string from_type;      // dtype name before ("f32")
+  std::string to_type;        // dtype name after ("q4_K", "int4-g128", "f16"); = from_type if kept
+  double sparsity = 0.0;      // fraction of exact zeros after
+  double bits_per_weight = 0; // storage cost of the tensor after, bits per element
+  std::string reason;         // "rule attn_v=q6_k", "keep ^output", "fallback: 96 cols not /256", ...
+};
+
+struct CompressPlan {
+  std::string method;                 // registry name ("int4", "gptq", "wanda", ...)
+  nlohmann::json params;              // the unit's parameters as used (defaults filled)
+  std::vector<PlanEntry> entries;
+  double bits_per_weight = 0;         // over all compressed-candidate (2-D weight) tensors
+  nlohmann::json calibration;         // {"source":..., "sha256":..., "samples":N, "seed":S} or null
+  nlohmann::json to_json() const;
+};
+
+// Calibration statistics of the inputs of every linear layer, captured by running the engine.
+struct LinearInputStats {
+  std::string tensor;           // weight name whose input this is ("blk.0.attn_q.weight")
+  int64_t k = 0;                // input features
+  int64_t rows = 0;             // activation rows seen
+  std::vector<double> sum_sq;   // (k) sum of x^2 per input column (imatrix, Wanda)
+  std::vector<double> sum_abs;  // (k) sum of |x| per input column (AWQ)
+  std::vector<double> xtx;      // (k*k) sum of x x^T, only when CalibrationSpec::hessian
+};
+
+struct CalibrationSpec {
+  std::string source;           // text or JSONL file; empty = the built-in prompt set
+  int64_t n_samples = 128;
+  int64_t seq_len = 256;
+  uint64_t seed = 0;
+  bool hessian = false;         // also accumulate X^T X (GPTQ, SparseGPT)
+};
+
+struct Calibration {
+  CalibrationSpec spec;
+  std::string sha256;           // of the source bytes
+  std::vector<LinearInputStats> linears;
+  const LinearInputStats* find(std::string_view tensor) const;
+};
+
+// What a unit may need besides the store. Units that need calibration get it lazily through
+// `calibrate` (the CLI/audit wires it to the engine); units that do not never call it.
+struct CompressContext {
+  ThreadPool* pool = nullptr;
+  std::function<Result<std::shared_ptr<const Calibration>>(bool hessian)> calibrate;
+  std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
+};
+
+struct CompressOutput {
+  TensorStore store;
+  CompressPlan plan;
+};
+
+// A registered unit. `run` receives the parsed parameters (defaults filled, validated).
+struct CompressorInfo {
+  std::string name;        // "int4", "gptq", "q4_k_m", "wanda", ...
+  std::string kind;        // "quantizer" | "pruner"
+  std::string summary;
+  nlohmann::json params;   // parameter -> default
+  std::string reference;   // paper or spec
+  std::function<Result<CompressOutput>(const TensorStore&, const nlohmann::json& params,
+                                       const CompressContext&)> run;
+};
+
+const std::vector<CompressorInfo>& quantizer_registry();  // src/compress/quant/
+const std::vector<CompressorInfo>& pruner_registry();     // src/compress/prune/
+
+// Parses a variant spec into (unit, params) and runs it. Spec grammar (documented in
+// docs/compression.md): a unit name optionally followed by dash-separated parameters, e.g.
+// "fp16", "int8", "int4-g128", "int4-g128-asym", "int3-g64", "int2-g32", "q8_0", "q4_k_m",
+// "gptq-4-g128", "awq-4-g128", "magnitude-50", "global-magnitude-50", "2:4", "wanda-50",
+// "sparsegpt-50", "heads-25". Extra JSON params override (CLI flags).
+Result<CompressOutput> compress_variant(const TensorStore& in, std::string_view spec,
+                                        const CompressContext& ctx,
+                                        const nlohmann::json& overrides = nlohmann::json::object());
+
+}  // namespace ss
