@@ -75,9 +75,14 @@ struct TrainBatch {
 // Loss of one batch. Plain CE when teacher_logits is null; otherwise distillation:
 //   alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * CE(student, targets)
 // averaged over counted positions (targets != -1), weighted per sample.
+// Per-sample weights multiply a sequence's terms and are not renormalised (weight 2 doubles its pull).
+// Gradient accumulation: run forward_backward on k micro-batches with loss_scale = 1/k and no
+// zero_grad in between, then one optimizer step and zero_grad; the grads add up to the gradient of
+// the mean of the k micro-batch losses (= the big batch's loss when they count equal positions).
 struct LossSpec {
   const float* teacher_logits = nullptr;  // (batch, seq, vocab) or null
   double alpha = 0.5, temperature = 2.0;
+  double loss_scale = 1.0;                // multiplies the gradients (not the returned loss)
 };
 
 // The Llama family with gradients. Parameter names are GGUF spellings whatever the source; RoPE
@@ -87,6 +92,10 @@ struct LossSpec {
 // differs (GGUF llama wants NORM, HF wants NEOX).
 class LlamaTrainModel {
  public:
+  // Matrices (embedding, projections, output) ~ N(0, 0.02^2), norms = 1, biases = 0; one ss::Rng
+  // stream drawn in params() order, so a seed gives the same weights on every machine.
+  // params() order: token_embd, per layer attn_norm, attn_q, attn_k, attn_v, [q/k/v biases],
+  // attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; output_norm; output (unless tied).
   static Result<LlamaTrainModel> init_random(const LlamaConfig& cfg, uint64_t seed);
   // Any store LlamaModel can load (GGUF or HF, quantized types dequantized to F32).
   static Result<LlamaTrainModel> from_store(const TensorStore& store);
@@ -95,7 +104,9 @@ class LlamaTrainModel {
   std::vector<Param>& params() { return params_; }
   const std::vector<Param>& params() const { return params_; }
 
-  // Forward + backward: accumulates gradients into params' grad; returns the mean loss.
+  // Forward + backward: accumulates gradients into params' grad (allocated on first use); returns
+  // the mean loss of LossSpec. pool == nullptr: default_pool(). The tape keeps every op's output
+  // until backward has run (activations ~ (14 d + 2 ff + 2 H S) floats per token and layer).
   Result<double> forward_backward(const TrainBatch& batch, const LossSpec& loss, ThreadPool* pool);
   // Forward only: logits (batch, seq, vocab) (teacher logits for distillation, eval).
   Result<std::vector<float>> logits(const TrainBatch& batch, ThreadPool* pool) const;
@@ -105,6 +116,9 @@ class LlamaTrainModel {
 
   LlamaConfig cfg_;
   std::vector<Param> params_;
+  // Llama-3 GGUF rope_freqs.weight (head_dim/2 divisors of the RoPE frequencies) when the source
+  // store had one; empty otherwise. Not a parameter: it is not trained.
+  std::vector<float> rope_freq_factors_;
 };
 
 }  // namespace ss
