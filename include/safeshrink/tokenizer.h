@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "safeshrink/metadata.h"
@@ -131,5 +132,47 @@ class Tokenizer {
 // For the CLI: PATH is a .gguf file, a tokenizer.json, or a folder holding tokenizer.json (or a
 // single .gguf). Nothing more than the Tokenizer API.
 Result<Tokenizer> open_tokenizer(const std::string& path, const TokenizerLimits& limits = {});
+
+
+// ---- Training a byte-level BPE vocabulary (src/tokenizer/bpe_train.cpp) ----
+// Our own trainer for the built-in model's vocabulary: texts are split by the GPT-2 byte-level
+// regex (the HF ByteLevel pre-tokenizer), every byte is a base token, and the most frequent adjacent
+// pair is merged until the vocabulary holds vocab_size tokens. Ties are broken by byte order (the
+// pair whose left token's raw bytes, then right token's raw bytes, compare smallest), so training is
+// deterministic. Ids: the special tokens first (in config order), then the 256 bytes in byte order,
+// then one token per merge that makes a new string.
+struct BpeTrainConfig {
+  int32_t vocab_size = 2048;      // total, special tokens and the 256 bytes included
+  int64_t min_pair_count = 2;     // stop early when the best pair occurs fewer times
+  // <|endoftext|> is BOS (not added by default), <|im_end|> is EOS/end of turn, <pad> is padding.
+  std::vector<std::string> special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"};
+  std::string bos_token = "<|endoftext|>", eos_token = "<|im_end|>", pad_token = "<pad>";
+  uint64_t max_total_bytes = 1ull << 31;  // refuse larger training sets
+};
+
+struct TrainedBpe {
+  std::vector<std::string> tokens;  // by id; byte-level spelling ("Ġthe"); specials verbatim
+  std::vector<bool> special;        // by id
+  std::vector<std::pair<std::string, std::string>> merges;  // by rank, byte-level spelling
+  int32_t bos = kNoToken, eos = kNoToken, pad = kNoToken;
+  std::string chat_template;        // ChatML (detected as the "chatml" family)
+};
+
+// The ChatML Jinja template written into trained vocabularies.
+const std::string& chatml_jinja_template();
+
+// Special-token texts occurring in TEXTS are cut out before counting (they never merge).
+Result<TrainedBpe> train_bpe(const std::vector<std::string>& texts, const BpeTrainConfig& config = {});
+// HF tokenizer.json (model BPE, ByteLevel pre-tokenizer/decoder, added special tokens) and
+// tokenizer_config.json (bos/eos/pad, chat_template, add_bos_token false).
+std::string bpe_tokenizer_json(const TrainedBpe& bpe);
+std::string bpe_tokenizer_config_json(const TrainedBpe& bpe);
+// GGUF keys: tokenizer.ggml.model = "gpt2", .pre = "gpt-2", .tokens, .token_type, .merges,
+// .bos/.eos/.padding_token_id, .add_bos_token = false, tokenizer.chat_template.
+Metadata bpe_gguf_metadata(const TrainedBpe& bpe);
+// Writes DIR/tokenizer.json and DIR/tokenizer_config.json (DIR is created).
+Status write_bpe_tokenizer_folder(const TrainedBpe& bpe, const std::string& dir);
+// train_bpe, then our reader on its tokenizer.json.
+Result<Tokenizer> train_bpe_tokenizer(const std::vector<std::string>& texts, const BpeTrainConfig& config = {});
 
 }  // namespace ss
