@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "safeshrink/dtype.h"
 #include "safeshrink/status.h"
 #include "safeshrink/store.h"
 
@@ -95,6 +96,56 @@ struct CompressorInfo {
 
 const std::vector<CompressorInfo>& quantizer_registry();  // src/compress/quant/
 const std::vector<CompressorInfo>& pruner_registry();     // src/compress/prune/
+
+// ---- building blocks of the quantizers (src/compress/plan.cpp, src/compress/quant/) ----
+
+// llama.cpp's rule for the tensors a quantizer touches (tensor_allows_quantization): 2-D or 3-D,
+// name ends in "weight", not a norm ("norm.weight", "layernorm"), not an MoE router
+// (ffn_gate_inp). Everything else (norms, biases, 1-D vectors) is copied unchanged.
+bool quant_is_weight_matrix(const Tensor& t);
+
+// Plan options every quantizer reads from its params: "keep" (array of ECMAScript regexes searched
+// in the tensor name: left as they are), "tensor_type" (array of "REGEX=type": the first match
+// wins, as llama-quantize --tensor-type), "pure" (bool: one type for every matrix, no preset
+// rules). A bad regex or type is an INVALID_ARGUMENT naming it.
+struct PlanOverrides {
+  struct TypeRule { std::string pattern; std::string type; };
+  std::vector<std::string> keep;
+  std::vector<TypeRule> tensor_types;
+  bool pure = false;
+  bool keeps(const std::string& tensor) const;                 // any keep regex matches
+  const TypeRule* type_rule(const std::string& tensor) const;  // first matching rule or nullptr
+};
+Result<PlanOverrides> plan_overrides_from_params(const nlohmann::json& params);
+
+// Round-to-nearest integer quantization, stored as fake-quant dense values on the grid.
+// Per row, per group of `group_size` consecutive columns (-1: the whole row, "per channel"):
+//   sym:  s = f16(max|w| / (2^(b-1) - 1)),  q = clamp(rint(w / s), -2^(b-1), 2^(b-1) - 1),  w' = q*s
+//   asym: lo = min(min w, 0), hi = max(max w, 0), s = f16((hi - lo) / (2^b - 1)),
+//         z = clamp(rint(-lo / s), 0, 2^b - 1), q = clamp(rint(w / s) + z, 0, 2^b - 1), w' = (q - z)*s
+// rint rounds half to even; all arithmetic in float32; a group with s == 0 is all zeros. w' is
+// stored in `storage` (F16 rounds it to the nearest half, F32 keeps it exact).
+struct IntRtnParams {
+  int bits = 4;               // 2, 3, 4 or 8
+  int64_t group_size = 128;   // > 0, or -1 per channel
+  bool sym = true;
+  DType storage = DType::F16; // F16 or F32
+  Status validate() const;
+};
+Result<Tensor> quant_tensor_int_rtn(const Tensor& in, const IntRtnParams& p);
+// Storage of the real format the grid implies: b bits per code, a 16-bit scale per group, plus a
+// b-bit zero per group when asymmetric (groups = ceil(cols / group_size)).
+double quant_int_rtn_bits_per_weight(const IntRtnParams& p, int64_t cols);
+std::string quant_int_rtn_name(const IntRtnParams& p);  // "int4-g128", "int8-pc", "int3-g64-asym"
+
+// GGUF block quantization of a whole tensor (any input dtype is dequantized to F32 first), row by
+// row with kernels::quantize_row_weighted_ref. importance: nullptr or `cols` non-negative weights
+// (the imatrix: mean x^2 of each input column) used by the K types.
+Result<Tensor> quant_tensor_gguf(const Tensor& in, DType type, const std::vector<float>* importance = nullptr);
+
+// llama.cpp's file types (general.file_type) of the GGUF quantizers ("q4_k_m" -> 15, "f16" -> 1);
+// -1 for a name that has none.
+int quant_gguf_file_type(std::string_view preset);
 
 // Parses a variant spec into (unit, params) and runs it. Spec grammar (documented in
 // docs/compression.md): a unit name optionally followed by dash-separated parameters, e.g.

@@ -22,9 +22,15 @@ namespace ss::kernels {
 // Every DType dequantizes (integers convert to float, BOOL to 0/1).
 void dequantize_row_ref(DType t, const void* src, float* dst, int64_t n);
 // Types with a reference quantizer: F32 F16 BF16 Q8_0 Q8_1 Q4_0 Q4_1 Q5_0 Q5_1 Q8_K (the
-// activation formats and ggml's simple quantizers); the compression suite adds the K-quants.
+// activation formats and ggml's simple quantizers) and Q2_K Q3_K Q4_K Q5_K Q6_K (llama.cpp's
+// quantize_row_<t>_ref with its scale searches).
 bool has_quantize_ref(DType t);
 void quantize_row_ref(DType t, const float* src, void* dst, int64_t n);
+// Importance-weighted quantization (llama.cpp's quantize_row_<t>_impl with quant_weights, the
+// imatrix idea): importance holds n non-negative weights, one per element of the row (typically
+// the mean of x^2 of the input column). Q2_K..Q6_K use it; other types, or importance == nullptr,
+// give quantize_row_ref.
+void quantize_row_weighted_ref(DType t, const float* src, void* dst, int64_t n, const float* importance);
 // sum_i dequant(w)[i] * x[i], accumulated in double.
 float vec_dot_ref(DType wt, const void* w_row, const float* x, int64_t k);
 // Y (n x m, row-major) = X (n x k) * W^T, W is m rows of k elements of type wt.

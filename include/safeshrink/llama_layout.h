@@ -43,4 +43,10 @@ Result<TensorStore> llama_to_gguf_layout(const TensorStore& in);
 // safetensors writer keeps it; write it as config.json next to the weights for a folder).
 Result<TensorStore> llama_to_hf_layout(const TensorStore& in);
 
+// Writes a Llama-family store to PATH in the layout its extension asks for: ".gguf" -> GGUF layout
+// (write_gguf), ".safetensors" -> one file as the store is, anything else -> an HF folder
+// (model.safetensors in HF layout, config.json, and the tokenizer.json / tokenizer_config.json of
+// the folder the store was read from, when it was read from one). EXTRA is set in the metadata.
+Status save_llama_model(const TensorStore& store, const std::string& path, const Metadata& extra = {});
+
 }  // namespace ss

@@ -861,8 +861,10 @@ Result<std::string> header_json(const TensorStore& store) {
   };
   for (const auto& [key, value] : store.meta.entries()) {
     if (std::find(std::begin(kReaderPathKeys), std::end(kReaderPathKeys), key) != std::end(kReaderPathKeys)) continue;
-    if (starts_with(key, "safeshrink."))
-      return invalid_argument("metadata key " + shown(key) + ": the \"safeshrink.\" prefix is reserved for the writer");
+    if (starts_with(key, kDTypePrefix) || starts_with(key, kShapePrefix) || starts_with(key, kTypedPrefix))
+      return invalid_argument("metadata key " + shown(key) + ": the prefixes " + std::string(kDTypePrefix) + ", " +
+                              std::string(kShapePrefix) + " and " + std::string(kTypedPrefix) +
+                              " are reserved for the writer");
     if (!valid_utf8(key)) return invalid_argument("metadata key " + shown(key) + " is not valid UTF-8");
     if (value.type == MetaType::STRING && valid_utf8(value.s)) {
       add_md(key, value.s);

@@ -75,7 +75,7 @@ int64_t rope_heads(const std::string& gguf_name, const LlamaConfig& cfg) {
 }
 
 bool is_architecture_key(const std::string& key, const std::string& arch) {
-  return key == "general.architecture" || key.rfind(arch + ".", 0) == 0 || key.rfind("hf.", 0) == 0;
+  return key == "general.architecture" || key.rfind(arch + ".", 0) == 0 || key == "hf.config_json";
 }
 
 }  // namespace

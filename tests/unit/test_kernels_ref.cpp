@@ -160,12 +160,14 @@ TEST(KernelsRef, NonFiniteInputStaysInItsBlock) {
   }
 }
 
-TEST(KernelsRef, HasQuantizeRefListsTheSimpleTypes) {
+TEST(KernelsRef, HasQuantizeRefListsTheFloatAndBlockTypes) {
+  // Every float and GGUF block type has a reference quantizer; the integer types do not.
   for (int i = 0; i < static_cast<int>(DType::COUNT); ++i) {
     const DType t = static_cast<DType>(i);
     const bool expected = t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
                           t == DType::Q8_1 || t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 ||
-                          t == DType::Q5_1 || t == DType::Q8_K;
+                          t == DType::Q5_1 || t == DType::Q8_K || t == DType::Q2_K || t == DType::Q3_K ||
+                          t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
     EXPECT_EQ(has_quantize_ref(t), expected) << dtype_name(t);
   }
 }

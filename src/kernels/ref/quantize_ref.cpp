@@ -2,8 +2,8 @@
 // Q5_0 Q5_1 Q8_0 Q8_1 Q8_K), bit-identical to ggml's quantize_row_*_ref: the same choice of scale
 // (e.g. Q4_0 keeps the sign of the value with the largest magnitude, d = max / -8), the same
 // rounding (truncation of x + 8.5 for Q4_0, roundf for Q8_0, the 1.5*2^23 nearest-int trick for
-// Q8_K) and the same order of float operations. Not here: the K-quant weight quantizers with their
-// scale searches (compress/quant/ owns those). Float-to-int conversions clamp first, so NaN or
+// Q8_K) and the same order of float operations. The K-quant weight quantizers with their scale
+// searches (Q2_K .. Q6_K) live in quantize_kquants_ref.cpp and are listed in kQuantizers here. Float-to-int conversions clamp first, so NaN or
 // infinite input gives some code but never undefined behaviour. To add a type: one quantize_<type>
 // function and one row in kQuantizers.
 #include <array>
@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "safeshrink/half.h"
+#include "kernels/ref/quantize_kquants_ref.h"
 #include "safeshrink/kernels.h"
 
 // Bit-exactness needs every a*b+c rounded twice, as ggml's reference C code does: never fused.
@@ -255,6 +256,11 @@ void quantize_q8_k(const float* x, uint8_t* dst, int64_t nb) {
   }
 }
 
+template <DType kType>
+void quantize_kquant(const float* x, uint8_t* dst, int64_t nb) {
+  quantize_kquant_ref(kType, x, dst, nb * QK_K, nullptr);
+}
+
 struct QuantizerRow {
   DType dtype;
   QuantizeFn fn;  // nullptr: no reference quantizer
@@ -277,11 +283,11 @@ constexpr std::array<QuantizerRow, static_cast<size_t>(DType::COUNT)> kQuantizer
     {DType::Q5_1, quantize_q5_1},
     {DType::Q8_0, quantize_q8_0},
     {DType::Q8_1, quantize_q8_1},
-    {DType::Q2_K, nullptr},
-    {DType::Q3_K, nullptr},
-    {DType::Q4_K, nullptr},
-    {DType::Q5_K, nullptr},
-    {DType::Q6_K, nullptr},
+    {DType::Q2_K, quantize_kquant<DType::Q2_K>},
+    {DType::Q3_K, quantize_kquant<DType::Q3_K>},
+    {DType::Q4_K, quantize_kquant<DType::Q4_K>},
+    {DType::Q5_K, quantize_kquant<DType::Q5_K>},
+    {DType::Q6_K, quantize_kquant<DType::Q6_K>},
     {DType::Q8_K, quantize_q8_k},
 }};
 
@@ -312,6 +318,14 @@ void quantize_row_ref(DType t, const float* src, void* dst, int64_t n) {
     return;
   }
   kQuantizers[index].fn(src, out, count);
+}
+
+void quantize_row_weighted_ref(DType t, const float* src, void* dst, int64_t n, const float* importance) {
+  if (importance != nullptr && is_kquant_weight_type(t) && n > 0) {
+    quantize_kquant_ref(t, src, dst, n - n % QK_K, importance);
+    return;
+  }
+  quantize_row_ref(t, src, dst, n);
 }
 
 }  // namespace ss::kernels
