@@ -73,6 +73,53 @@ Result<TensorStore> read_safetensors_memory(std::shared_ptr<const Buffer> bytes,
 // "safeshrink.shape.<name>") so that read_safetensors restores them exactly.
 Status write_safetensors(const TensorStore& store, const std::string& path);
 
+// ---- GPTQ / AWQ packed safetensors (src/formats/gptq_awq.cpp) ----
+// The layouts of GPTQModel/AutoGPTQ and AutoAWQ, re-stated from their published format:
+// GPTQ: <prefix>.qweight int32 (in*bits/32, out): codes packed along in as a little-endian bit
+//   stream per column (2/4/8 bits: 32/bits per word; 3 bits: 32 values in 3 words);
+//   <prefix>.qzeros int32 (n_groups, out*bits/32) packed the same way along out; v1
+//   (AutoGPTQ "gptq") stores zero-1, v2 (GPTQModel "gptq_v2") the zero itself;
+//   <prefix>.scales f16 (n_groups, out); <prefix>.g_idx int32 (in).
+// AWQ GEMM (4 bits): <prefix>.qweight int32 (in, out/8), each word holds out-columns
+//   8c + [0, 2, 4, 6, 1, 3, 5, 7] in nibbles 0..7; qzeros int32 (n_groups, out/8) likewise;
+//   scales f16 (n_groups, out); no g_idx (groups are contiguous).
+// The reader dequantizes every packed linear to F32 "<prefix>.weight" at load (the engine has no
+// packed-int kernels yet), keeping HF names, so LlamaModel binds the store directly.
+struct GroupQuantizedLinear;
+enum class PackedQuantFormat : uint8_t { GPTQ_V1, GPTQ_V2, AWQ_GEMM };
+const char* packed_quant_format_name(PackedQuantFormat f);  // "gptq", "gptq_v2", "awq"
+
+// Tensors "<prefix>.qweight", ".qzeros", ".scales" and (GPTQ) ".g_idx". INVALID_ARGUMENT when the
+// shape cannot be packed (in or out not a multiple of the pack width, AWQ with bits != 4 or with
+// an act-order g_idx, v1 with an asymmetric zero of 0, which v1 cannot store).
+Result<std::vector<Tensor>> pack_quantized_linear(const GroupQuantizedLinear& q, const std::string& prefix,
+                                                  PackedQuantFormat format);
+// The inverse, from a store holding those tensors; FILE names the source in errors. Every shape
+// is checked against in/out/bits/group_size before a byte is read.
+Result<GroupQuantizedLinear> unpack_quantized_linear(const TensorStore& store, const std::string& prefix,
+                                                     PackedQuantFormat format, int bits, int64_t group_size,
+                                                     const std::string& file);
+
+struct PackedFolderOptions {
+  PackedQuantFormat format = PackedQuantFormat::GPTQ_V2;
+  int bits = 4;
+  int64_t group_size = 128;   // -1 = per channel
+  bool sym = true;
+  bool desc_act = false;
+  double damp = 0.01;         // recorded in quantize_config.json
+};
+// Writes FOLDER/model.safetensors (the packed linears plus every other tensor of REST, which
+// must not hold "<prefix>.weight" of a packed linear), FOLDER/config.json (rest.meta
+// "hf.config_json" plus "quantization_config") and, for GPTQ, FOLDER/quantize_config.json.
+Status write_packed_quant_folder(const TensorStore& rest,
+                                 const std::vector<std::pair<std::string, GroupQuantizedLinear>>& linears,
+                                 const std::string& folder, const PackedFolderOptions& opts);
+// Reads an HF folder whose config.json has a "quantization_config" (or quantize_config.json /
+// quant_config.json): every "<prefix>.qweight" is unpacked and dequantized to F32
+// "<prefix>.weight"; the other tensors are kept as stored. store.meta gets "quant.method",
+// "quant.bits", "quant.group_size", "quant.checkpoint_format".
+Result<TensorStore> read_packed_quant_folder(const std::string& folder, const ParseLimits& limits = {});
+
 // ---- registry ----
 // Sniffs by magic bytes (files) or contents (folders: config.json + safetensors) and opens.
 Result<TensorStore> open_model(const std::string& path);

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "safeshrink/model_config.h"
@@ -64,6 +66,13 @@ class LlamaModel {
   };
   Status forward_batch(const std::vector<BatchItem>& items) const;
 
+  // Calibration hook: when set, called before every linear matmul with the store name of its
+  // weight and its input rows x (rows x k, row-major F32), from the thread calling forward.
+  // Unset (the default) costs one branch per matmul. Setting it makes this model object not
+  // thread-safe for concurrent forwards; copy the model first (copies share the weights).
+  using LinearObserver = std::function<void(const std::string& weight_name, const float* x, int64_t rows, int64_t k)>;
+  void set_linear_observer(LinearObserver observer) { observer_ = std::move(observer); }
+
   struct Layer {
     std::vector<float> attn_norm, ffn_norm;  // (d)
     WeightRef wq, wk, wv, wo;                // (n_heads*hd, d) (n_kv*hd, d) (n_kv*hd, d) (d, n_heads*hd)
@@ -80,6 +89,13 @@ class LlamaModel {
   std::vector<float> output_norm_;           // (d)
   std::vector<Layer> layers_;
   std::vector<float> rope_inv_freq_;         // (head_dim/2), scaling applied
+  // (n_layers, 7) store names of q, k, v, o, gate, up, down; and of the output matrix.
+  std::vector<std::vector<std::string>> linear_names_;
+  std::string output_name_;
+  LinearObserver observer_;
+  void observe(const std::string& name, const float* x, int64_t rows, int64_t k) const {
+    if (observer_) observer_(name, x, rows, k);
+  }
 };
 
 }  // namespace ss

@@ -100,7 +100,12 @@ Result<TensorStore> open_model(const std::string& path) {
     if (store.path.empty()) store.path = path;
     return store;
   }
-  return read_safetensors(path);  // "safetensors" and "hf-folder"
+  SS_ASSIGN_OR_RETURN(TensorStore store, read_safetensors(path));  // "safetensors" and "hf-folder"
+  // GPTQ / AWQ packed folders (qweight, qzeros, scales): unpacked and dequantized at load.
+  if (format == "hf-folder")
+    for (const Tensor& t : store.tensors)
+      if (ends_with(t.name, ".qweight")) return read_packed_quant_folder(path);
+  return store;
 }
 
 Status save_model(const TensorStore& store, const std::string& path, const std::string& format) {

@@ -167,6 +167,7 @@ Result<LlamaModel> LlamaModel::load(std::shared_ptr<const TensorStore> store, co
   } else {
     m.output_ = m.tok_embd_;  // tied embeddings
   }
+  m.output_name_ = layer_name(b.has(names.output) ? names.output : names.embd, 0);
   SS_ASSIGN_OR_RETURN(m.output_norm_, b.vector(names.out_norm, 0, d));
   m.layers_.resize(cfg.n_layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
@@ -183,6 +184,9 @@ Result<LlamaModel> LlamaModel::load(std::shared_ptr<const TensorStore> store, co
     SS_ASSIGN_OR_RETURN(L.w_gate, b.matrix(names.gate, l, ff, d));
     SS_ASSIGN_OR_RETURN(L.w_up, b.matrix(names.up, l, ff, d));
     SS_ASSIGN_OR_RETURN(L.w_down, b.matrix(names.down, l, d, ff));
+    m.linear_names_.push_back({layer_name(names.q, l), layer_name(names.k, l), layer_name(names.v, l),
+                               layer_name(names.o, l), layer_name(names.gate, l), layer_name(names.up, l),
+                               layer_name(names.down, l)});
   }
   m.rope_inv_freq_ = rope_inverse_frequencies(cfg, s);
   return m;
@@ -241,8 +245,12 @@ Status LlamaModel::forward_batch(const std::vector<BatchItem>& items) const {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const Layer& L = layers_[l];
     for (int64_t r = 0; r < n; ++r) rms_norm(&x[r * d], L.attn_norm.data(), &xn[r * d], d, c.rms_eps);
+    const std::vector<std::string>& lname = linear_names_[l];
+    observe(lname[0], xn.data(), n, d);
     project(L.wq, xn.data(), n, q.data());
+    observe(lname[1], xn.data(), n, d);
     project(L.wk, xn.data(), n, k.data());
+    observe(lname[2], xn.data(), n, d);
     project(L.wv, xn.data(), n, v.data());
     for (int64_t r = 0; r < n; ++r) {
       if (!L.bq.empty())
@@ -293,16 +301,20 @@ Status LlamaModel::forward_batch(const std::vector<BatchItem>& items) const {
         }
       }
     });
+    observe(lname[3], att.data(), n, q_dim);
     project(L.wo, att.data(), n, tmp.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
 
     for (int64_t r = 0; r < n; ++r) rms_norm(&x[r * d], L.ffn_norm.data(), &xn[r * d], d, c.rms_eps);
+    observe(lname[4], xn.data(), n, d);
     project(L.w_gate, xn.data(), n, gate.data());
+    observe(lname[5], xn.data(), n, d);
     project(L.w_up, xn.data(), n, up.data());
     for (int64_t i = 0; i < n * ff; ++i) {
       const float g = gate[i];
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];
     }
+    observe(lname[6], gate.data(), n, ff);
     project(L.w_down, gate.data(), n, tmp.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
   }
@@ -319,6 +331,7 @@ Status LlamaModel::forward_batch(const std::vector<BatchItem>& items) const {
   const int64_t nv = c.vocab_size, m = static_cast<int64_t>(out_rows.size());
   std::vector<float> h(m * d), out(m * nv);
   for (int64_t j = 0; j < m; ++j) rms_norm(&x[out_rows[j] * d], output_norm_.data(), &h[j * d], d, c.rms_eps);
+  observe(output_name_, h.data(), m, d);
   project(output_, h.data(), m, out.data());
   std::vector<int64_t> written(items.size(), 0);
   for (int64_t j = 0; j < m; ++j) {
