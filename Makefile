@@ -34,13 +34,16 @@ bench: build
 	$(BUILD)/bench/bench_kernels
 	$(BUILD)/bench/bench_inspect $(SS)
 	$(BUILD)/bench/bench_decode
+	$(BUILD)/bench/bench_manifest
+	$(BUILD)/bench/bench_train
 
 demo: build
 	bash scripts/demo $(SS) $(DEMO_DIR)
 
-# Parser tests (GGUF, safetensors, tokenizers, chat templates) under ASan + UBSan.
+# Parser tests (GGUF, safetensors, tokenizers, chat templates, pickle/zip scanners, CSV prompt
+# sets) under ASan + UBSan.
 SANITIZE_TESTS := test_gguf test_gguf_fixtures test_safetensors test_safetensors_fixtures test_tokenizer \
-                  test_chat_template test_kernels_ref
+                  test_chat_template test_kernels_ref test_scan test_prompts
 sanitize: $(SETUP_STAMP)
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSAFESHRINK_SANITIZE=address,undefined \
 	  -DSAFESHRINK_BUILD_BENCH=OFF

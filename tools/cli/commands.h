@@ -27,5 +27,19 @@ RunFn add_convert(CLI::App& app);
 RunFn add_generate(CLI::App& app);  // cmd_generate.cpp
 RunFn add_score(CLI::App& app);
 RunFn add_tokenize(CLI::App& app);
+RunFn add_eval(CLI::App& app);        // cmd_eval.cpp: eval, compare, audit, judge-eval
+RunFn add_compare(CLI::App& app);
+RunFn add_audit(CLI::App& app);
+RunFn add_judge_eval(CLI::App& app);
+RunFn add_manifest(CLI::App& app);    // cmd_manifest.cpp: manifest verify keygen sign verify-signature
+RunFn add_scan(CLI::App& app);        // cmd_scan.cpp
+RunFn add_provenance(CLI::App& app);  // cmd_provenance.cpp
+RunFn add_train_tokenizer(CLI::App& app);  // cmd_train_tokenizer.cpp
+RunFn add_report(CLI::App& app);  // cmd_report.cpp
+RunFn add_train(CLI::App& app);   // cmd_train.cpp: train, distill
+RunFn add_distill(CLI::App& app);
+RunFn add_quantize(CLI::App& app);  // cmd_quantize.cpp
+RunFn add_diff(CLI::App& app);      // cmd_diff.cpp
+RunFn add_prune(CLI::App& app);     // cmd_prune.cpp
 
 }  // namespace ss::cli

@@ -40,7 +40,21 @@ int main(int argc, char** argv) {
   runs.push_back(add_score(app));
   runs.push_back(add_tokenize(app));
   runs.push_back(add_list(app));
+  runs.push_back(add_quantize(app));
+  runs.push_back(add_diff(app));
+  runs.push_back(add_prune(app));
+  runs.push_back(add_eval(app));
+  runs.push_back(add_compare(app));
+  runs.push_back(add_audit(app));
+  runs.push_back(add_judge_eval(app));
+  runs.push_back(add_manifest(app));
+  runs.push_back(add_scan(app));
+  runs.push_back(add_provenance(app));
+  runs.push_back(add_train_tokenizer(app));
+  runs.push_back(add_report(app));
 
+  runs.push_back(add_train(app));
+  runs.push_back(add_distill(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
