@@ -36,6 +36,7 @@ bench: build
 	$(BUILD)/bench/bench_decode
 	$(BUILD)/bench/bench_manifest
 	$(BUILD)/bench/bench_train
+	$(BUILD)/bench/bench_compress
 
 demo: build
 	bash scripts/demo $(SS) $(DEMO_DIR)
