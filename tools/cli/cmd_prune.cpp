@@ -76,27 +76,12 @@ RunFn add_prune(CLI::App& app) {
     if (o->damp > 0) overrides["damp"] = o->damp;
 
     CompressContext ctx;
-    auto cached = std::make_shared<std::shared_ptr<const Calibration>>();
-    ctx.calibrate = [o, store, cached](bool hessian) -> Result<std::shared_ptr<const Calibration>> {
-      if (*cached && (!hessian || (*cached)->spec.hessian)) return *cached;
-      if (!o->imatrix.empty() && !hessian) {
-        SS_ASSIGN_OR_RETURN(Calibration c, read_activation_stats(o->imatrix));
-        *cached = std::make_shared<const Calibration>(std::move(c));
-        return *cached;
-      }
-      if (o->calib.empty()) return invalid_argument("this method needs calibration: give --calib FILE");
-      SS_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::load(store));
-      SS_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::from_store(*store));
-      CalibrationSpec spec;
-      spec.source = o->calib;
-      spec.n_samples = o->samples;
-      spec.seq_len = o->seq_len;
-      spec.seed = o->seed;
-      spec.hessian = hessian;
-      SS_ASSIGN_OR_RETURN(Calibration c, capture_calibration(model, tok, spec));
-      *cached = std::make_shared<const Calibration>(std::move(c));
-      return *cached;
-    };
+    CalibrationSpec spec;
+    spec.source = o->calib;
+    spec.n_samples = o->samples;
+    spec.seq_len = o->seq_len;
+    spec.seed = o->seed;
+    ctx.calibrate = calibration_from_flags(store, spec, o->imatrix, "give --calib FILE");
     bool is_pruner = o->method.find(':') != std::string::npos;
     for (const auto& u : pruner_registry())
       is_pruner = is_pruner || o->method == u.name || o->method.rfind(u.name + "-", 0) == 0;

@@ -35,6 +35,27 @@ Status write_output(const TensorStore& store, const std::string& path, const std
 
 }  // namespace
 
+CalibrateFn calibration_from_flags(std::shared_ptr<const TensorStore> store, CalibrationSpec spec,
+                                   std::string imatrix, std::string missing_hint) {
+  auto cached = std::make_shared<std::shared_ptr<const Calibration>>();
+  return [store, spec, imatrix, missing_hint, cached](bool hessian) -> Result<std::shared_ptr<const Calibration>> {
+    if (*cached && (!hessian || (*cached)->spec.hessian)) return *cached;
+    if (!imatrix.empty() && !hessian) {
+      SS_ASSIGN_OR_RETURN(Calibration c, read_activation_stats(imatrix));
+      *cached = std::make_shared<const Calibration>(std::move(c));
+      return *cached;
+    }
+    if (spec.source.empty()) return invalid_argument("this method needs calibration: " + missing_hint);
+    SS_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::load(store));
+    SS_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::from_store(*store));
+    CalibrationSpec run = spec;
+    run.hessian = hessian;
+    SS_ASSIGN_OR_RETURN(Calibration c, capture_calibration(model, tok, run));
+    *cached = std::make_shared<const Calibration>(std::move(c));
+    return *cached;
+  };
+}
+
 RunFn add_quantize(CLI::App& app) {
   auto* sub = app.add_subcommand("quantize", "Quantize a model (fp16, intN, GGUF types and presets, ...)");
   struct Opts {
@@ -90,27 +111,12 @@ RunFn add_quantize(CLI::App& app) {
     }
 
     CompressContext ctx;
-    auto cached = std::make_shared<std::shared_ptr<const Calibration>>();
-    ctx.calibrate = [o, store, cached](bool hessian) -> Result<std::shared_ptr<const Calibration>> {
-      if (*cached && (!hessian || (*cached)->spec.hessian)) return *cached;
-      if (!o->imatrix.empty() && !hessian) {
-        SS_ASSIGN_OR_RETURN(Calibration c, read_activation_stats(o->imatrix));
-        *cached = std::make_shared<const Calibration>(std::move(c));
-        return *cached;
-      }
-      if (o->calib.empty()) return invalid_argument("this method needs calibration: give --calib FILE or --imatrix FILE");
-      SS_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::load(store));
-      SS_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::from_store(*store));
-      CalibrationSpec spec;
-      spec.source = o->calib;
-      spec.n_samples = o->samples;
-      spec.seq_len = o->seq_len;
-      spec.seed = o->seed;
-      spec.hessian = hessian;
-      SS_ASSIGN_OR_RETURN(Calibration c, capture_calibration(model, tok, spec));
-      *cached = std::make_shared<const Calibration>(std::move(c));
-      return *cached;
-    };
+    CalibrationSpec spec;
+    spec.source = o->calib;
+    spec.n_samples = o->samples;
+    spec.seq_len = o->seq_len;
+    spec.seed = o->seed;
+    ctx.calibrate = calibration_from_flags(store, spec, o->imatrix, "give --calib FILE or --imatrix FILE");
     auto out = compress_variant(*store, o->method, ctx, overrides);
     if (!out.ok()) return fail(out.status());
     const CompressPlan& plan = out->plan;

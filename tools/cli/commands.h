@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "safeshrink/calibration.h"
+#include "safeshrink/compress.h"
 #include "safeshrink/status.h"
 
 namespace ss::cli {
@@ -36,6 +38,12 @@ RunFn add_scan(CLI::App& app);        // cmd_scan.cpp
 RunFn add_provenance(CLI::App& app);  // cmd_provenance.cpp
 RunFn add_train_tokenizer(CLI::App& app);  // cmd_train_tokenizer.cpp
 RunFn add_report(CLI::App& app);  // cmd_report.cpp
+// CompressContext::calibrate for the --calib/--samples/--seq-len/--seed/--imatrix flags of `quantize`
+// and `prune`: the statistics file when given (and no Hessian is needed), else a capture on the
+// model in STORE, cached for the run; MISSING_HINT ends the error when neither is given.
+using CalibrateFn = std::function<Result<std::shared_ptr<const Calibration>>(bool hessian)>;
+CalibrateFn calibration_from_flags(std::shared_ptr<const TensorStore> store, CalibrationSpec spec,
+                                   std::string imatrix, std::string missing_hint);  // cmd_quantize.cpp
 RunFn add_train(CLI::App& app);   // cmd_train.cpp: train, distill
 RunFn add_distill(CLI::App& app);
 RunFn add_quantize(CLI::App& app);  // cmd_quantize.cpp
