@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,12 +71,40 @@ struct Calibration {
   const LinearInputStats* find(std::string_view tensor) const;
 };
 
+// ---- safety-aware compression (issue 9; scores computed by eval/attribution, see attribution.h) ----
+// How much compressing one tensor alone with a plain spec hurts safety: the drop of the mean refusal
+// margin on harmful prompts (larger = more safety-critical) and the quality cost (KLD on neutral text).
+struct TensorSafetySensitivity {
+  std::string tensor;
+  int64_t numel = 0;
+  double margin_drop = 0;
+  double kld = 0;
+  // The whole model compressed with the spec except this tensor (kept original), minus the whole
+  // model compressed: how much mean harmful margin restoring this tensor alone gives back.
+  double restore_margin_gain = 0;
+};
+struct SafetySensitivity {
+  std::string spec;                              // the plain spec each tensor was compressed with
+  std::vector<TensorSafetySensitivity> tensors;  // most safety-sensitive first
+  nlohmann::json probe;                          // which prompts scored it ({prompts, split, n})
+};
+// Safety-critical weights (Wei et al. 2024 set difference): per tensor, 1 = critical (protect).
+struct SafetyCriticalWeights {
+  std::map<std::string, std::vector<uint8_t>> masks;
+  nlohmann::json info;  // {method, q, p, n_selected, safety_data, utility_data}
+};
+
 // What a unit may need besides the store. Units that need calibration get it lazily through
 // `calibrate` (the CLI/audit wires it to the engine); units that do not never call it.
 struct CompressContext {
   ThreadPool* pool = nullptr;
   std::function<Result<std::shared_ptr<const Calibration>>(bool hessian)> calibrate;
   std::function<void(const std::string& stage, int64_t done, int64_t total)> progress;
+  // Safety-aware plans ("-safety" specs, --safety-aware, --protect safety): per-tensor sensitivity to
+  // the plain spec, and the safety-critical weights; wired by the CLI/audit (they need the model,
+  // tokenizer and prompts). Unset: a "-safety" spec is INVALID_ARGUMENT.
+  std::function<Result<std::shared_ptr<const SafetySensitivity>>(const std::string& plain_spec)> safety_sensitivity;
+  std::function<Result<std::shared_ptr<const SafetyCriticalWeights>>()> safety_critical;
 };
 
 struct CompressOutput {
@@ -103,6 +132,10 @@ const std::vector<CompressorInfo>& pruner_registry();     // src/compress/prune/
 // name ends in "weight", not a norm ("norm.weight", "layernorm"), not an MoE router
 // (ffn_gate_inp). Everything else (norms, biases, 1-D vectors) is copied unchanged.
 bool quant_is_weight_matrix(const Tensor& t);
+// Also a weight matrix: a 4-D "conv.<i>.weight" (out, in, kh, kw) of the vision classifiers
+// (vision.h). run_tensor_plan gives it to the units as its (out, in*kh*kw) rows (per output
+// channel) and restores the 4-D shape unless the result is a block type.
+bool quant_is_conv_weight(const Tensor& t);
 
 // Plan options every quantizer reads from its params: "keep" (array of ECMAScript regexes searched
 // in the tensor name: left as they are), "tensor_type" (array of "REGEX=type": the first match

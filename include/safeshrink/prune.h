@@ -54,7 +54,8 @@ Status prune_sparsegpt_matrix(float* w, int64_t rows, int64_t cols, const double
 
 // The matrices the unstructured pruners touch: 2-D weights of a transformer block's linear layers
 // (GGUF "blk.N.attn_q.weight" ... "ffn_down", HF "model.layers.N.self_attn.q_proj.weight" ...).
-// Embeddings, the output head and norms are left dense.
+// Embeddings, the output head and norms are left dense. Also the vision classifiers' weights
+// "conv.<i>.weight" (4-D, pruned as (out, in*kh*kw) rows) and "fc.<i>.weight" (vision.h).
 bool prune_is_block_linear(const std::string& tensor_name);
 
 // Structured pruners. They need a Llama-family store (llama_config_from_store) and keep the layer

@@ -3,6 +3,7 @@
 // per-tensor loop of plan_runner.h. Not here: the units themselves (quant/, prune/) or the spec
 // grammar (compress_variant.cpp). To add a plan option: a field in PlanOverrides, read in
 // plan_overrides_from_params, used by the units.
+#include <algorithm>
 #include <cmath>
 #include <regex>
 
@@ -29,8 +30,20 @@ nlohmann::json CompressPlan::to_json() const {
   return j;
 }
 
+// A 4-D "conv.<i>.weight" (out, in, kh, kw) of the vision classifiers (model/vision) is a matrix
+// too: run_tensor_plan hands it to the units as its (out, in*kh*kw) rows, i.e. per output channel.
+bool quant_is_conv_weight(const Tensor& t) {
+  const std::string& n = t.name;
+  if (t.shape.size() != 4 || t.shape[0] <= 0 || n.rfind("conv.", 0) != 0) return false;
+  const size_t dot = n.find('.', 5);
+  if (dot == std::string::npos || dot == 5 || n.substr(dot) != ".weight") return false;
+  for (size_t i = 5; i < dot; ++i)
+    if (n[i] < '0' || n[i] > '9') return false;
+  return true;
+}
+
 bool quant_is_weight_matrix(const Tensor& t) {
-  if (t.shape.size() < 2 || t.shape.size() > 3) return false;
+  if ((t.shape.size() < 2 || t.shape.size() > 3) && !quant_is_conv_weight(t)) return false;
   const std::string& n = t.name;
   const std::string suffix = "weight";
   if (n.size() < suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
@@ -135,7 +148,13 @@ Result<CompressOutput> run_tensor_plan(const TensorStore& in, const std::string&
       if (matrix) e.sparsity = tensor_sparsity(t);
       SS_RETURN_IF_ERROR(out.store.add(t));
     } else {
-      SS_ASSIGN_OR_RETURN(TensorDecision d, apply(t, i));
+      // A conv weight goes to the unit as its (out, in*kh*kw) matrix; the result gets the 4-D shape
+      // back when its type has no blocks (a block type keeps the matrix shape its rows were cut in).
+      Tensor view = t;
+      if (t.shape.size() == 4) view.shape = {t.shape[0], t.numel() / std::max<int64_t>(1, t.shape[0])};
+      SS_ASSIGN_OR_RETURN(TensorDecision d, apply(view, i));
+      if (t.shape.size() == 4 && dtype_info(d.out.dtype).block_size == 1 && d.out.numel() == t.numel())
+        d.out.shape = t.shape;
       e.to_type = d.to_type;
       e.bits_per_weight = d.bits_per_weight;
       e.reason = d.reason;

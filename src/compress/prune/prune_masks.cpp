@@ -116,6 +116,16 @@ bool prune_is_block_linear(const std::string& name) {
       ".ffn_up.weight", ".ffn_down.weight", ".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
       ".self_attn.v_proj.weight", ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
       ".mlp.down_proj.weight"};
+  // The vision classifiers (model/vision): "conv.<i>.weight" (pruned as its (out, in*kh*kw) rows)
+  // and "fc.<i>.weight"; a name of that exact form is never a transformer tensor.
+  for (const std::string_view head : {std::string_view("conv."), std::string_view("fc.")}) {
+    if (name.rfind(head, 0) != 0) continue;
+    const size_t dot = name.find('.', head.size());
+    if (dot == std::string::npos || dot == head.size() || name.compare(dot, std::string::npos, ".weight") != 0) return false;
+    for (size_t i = head.size(); i < dot; ++i)
+      if (name[i] < '0' || name[i] > '9') return false;
+    return true;
+  }
   const bool block = name.rfind("blk.", 0) == 0 || name.rfind("model.layers.", 0) == 0;
   if (!block) return false;
   for (const char* s : kSuffixes) {

@@ -2,13 +2,16 @@
 // on one weight matrix: the OBS update with the upper Cholesky factor of the inverse Hessian, lazy
 // updates in blocks of columns, the mask chosen per block (adaptive) or per n:m group.
 // The dampening, dead-column and inverse-Cholesky steps are the shared helpers of
-// compress_hessian.h (the same as GPTQ's). Not here: capturing X^T X (calibration), choosing
+// compress_hessian.h (the same as GPTQ's). With a protect mask (prune_protect.h) protected
+// weights are never chosen for the mask. Not here: capturing X^T X (calibration), choosing
 // which tensors to prune (registry.cpp). To add a variant: a field in SparseGptOptions.
 #include <Eigen/Dense>
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
+#include "prune_protect.h"
 #include "safeshrink/compress_hessian.h"
 #include "safeshrink/prune.h"
 
@@ -33,6 +36,13 @@ void mark_smallest(const std::vector<double>& score, int64_t k, std::vector<uint
 }  // namespace
 
 Status prune_sparsegpt_matrix(float* w, int64_t rows, int64_t cols, const double* xtx, const SparseGptOptions& o) {
+  return prune_sparsegpt_matrix_protected(w, rows, cols, xtx, o, nullptr, nullptr);
+}
+
+Status prune_sparsegpt_matrix_protected(float* w, int64_t rows, int64_t cols, const double* xtx,
+                                        const SparseGptOptions& o, const uint8_t* protect, int64_t* shortfall) {
+  if (shortfall) *shortfall = 0;
+  if (protect && o.m > 0) return invalid_argument("sparsegpt: protected weights need unstructured sparsity (m = 0), got n:m");
   if (rows <= 0 || cols <= 0) return invalid_argument("sparsegpt: empty matrix");
   if (o.block_size <= 0) return invalid_argument("sparsegpt: block_size has to be positive, got " + std::to_string(o.block_size));
   if (!(o.damp > 0.0)) return invalid_argument("sparsegpt: damp has to be positive, got " + std::to_string(o.damp));
@@ -53,12 +63,15 @@ Status prune_sparsegpt_matrix(float* w, int64_t rows, int64_t cols, const double
       return invalid_argument("sparsegpt: X^T X diagonal " + std::to_string(j) + " is negative or not finite");
   const std::vector<uint8_t> dead = hessian_mark_dead_columns(h, cols);  // never active: prune them
   for (int64_t j = 0; j < cols; ++j)
-    if (dead[j]) W.col(j).setZero();
+    if (dead[j])
+      for (int64_t r = 0; r < rows; ++r)
+        if (!protect || !protect[r * cols + j]) W(r, j) = 0.0;
   SS_RETURN_IF_ERROR(hessian_dampen(h, cols, o.damp).with_context("sparsegpt"));
   // U: upper Cholesky factor of H^-1 (H^-1 = U^T U), the shared GPTQ/SparseGPT helper.
   SS_ASSIGN_OR_RETURN(std::vector<double> u, hessian_inverse_cholesky_upper(h, cols));
   const Eigen::Map<const MatrixRM> U(u.data(), cols, cols);
 
+  int64_t deficit = 0;  // protected weights that a block could not replace, carried to the next blocks
   for (int64_t i1 = 0; i1 < cols; i1 += o.block_size) {
     const int64_t i2 = std::min(i1 + o.block_size, cols), count = i2 - i1;
     MatrixRM W1 = W.middleCols(i1, count);
@@ -66,12 +79,17 @@ Status prune_sparsegpt_matrix(float* w, int64_t rows, int64_t cols, const double
     std::vector<uint8_t> keep(static_cast<size_t>(rows * count), 1);  // (rows, count)
     if (o.m == 0) {
       std::vector<double> score(static_cast<size_t>(rows * count));
+      int64_t unprotected = 0;
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < count; ++c) {
           const double d = U(i1 + c, i1 + c);
           score[r * count + c] = W1(r, c) * W1(r, c) / (d * d);
+          if (protect && protect[r * cols + i1 + c]) score[r * count + c] = std::numeric_limits<double>::infinity();
+          else ++unprotected;
         }
-      mark_smallest(score, static_cast<int64_t>(std::floor(static_cast<double>(rows * count) * o.sparsity)), keep);
+      int64_t k = static_cast<int64_t>(std::floor(static_cast<double>(rows * count) * o.sparsity)) + deficit;
+      deficit = std::max<int64_t>(0, k - unprotected);
+      mark_smallest(score, k - deficit, keep);
     }
     for (int64_t c = 0; c < count; ++c) {
       if (o.m > 0 && c % o.m == 0) {  // n:m: choose the group's mask from the updated weights
@@ -102,6 +120,7 @@ Status prune_sparsegpt_matrix(float* w, int64_t rows, int64_t cols, const double
     if (i2 < cols) W.rightCols(cols - i2).noalias() -= Err1 * U.block(i1, i2, count, cols - i2);
   }
   for (int64_t i = 0; i < rows * cols; ++i) w[i] = static_cast<float>(W.data()[i]);
+  if (shortfall) *shortfall = deficit;
   return ok_status();
 }
 

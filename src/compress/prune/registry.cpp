@@ -1,9 +1,14 @@
 // The pruner registry (pruner_registry() of compress.h): one row per pruner with its parameters,
 // defaults and paper, plus the per-store loops of the unstructured pruners (which tensors, which
 // mask, plan lines). The mask rules live in prune_masks.cpp and prune_sparsegpt.cpp, the
-// structured pruners in prune_structured.cpp. To add a pruner: one row in the table below.
+// structured pruners in prune_structured.cpp. Magnitude, Wanda and SparseGPT take "protect":
+// "" | "safety"; with "safety" they ask CompressContext::safety_critical for the safety-critical
+// weights and never prune one (prune_protect.h: the next-lowest scores are pruned instead).
+// To add a pruner: one row in the table below.
+#include <algorithm>
 #include <cmath>
 
+#include "prune_protect.h"
 #include "pruned_store.h"
 #include "safeshrink/prune.h"
 
@@ -37,13 +42,17 @@ Json filled(const Json& params, const Json& defaults) {
   return out;
 }
 
-// The block linears of the store, in store order.
+// The block linears of the store, in store order (2-D, or a 4-D vision conv weight).
 std::vector<const Tensor*> block_linears(const TensorStore& in) {
   std::vector<const Tensor*> out;
   for (const Tensor& t : in.tensors)
-    if (t.shape.size() == 2 && prune_is_block_linear(t.name)) out.push_back(&t);
+    if ((t.shape.size() == 2 || quant_is_conv_weight(t)) && prune_is_block_linear(t.name)) out.push_back(&t);
   return out;
 }
+
+// Rows and columns a pruner sees: a conv weight (out, in, kh, kw) is its (out, in*kh*kw) matrix.
+int64_t matrix_rows(const Tensor& t) { return t.shape.size() == 4 ? t.shape[0] : t.rows(); }
+int64_t matrix_cols(const Tensor& t) { return t.shape.size() == 4 ? t.numel() / std::max<int64_t>(1, t.shape[0]) : t.cols(); }
 
 const LinearInputStats* find_stats(const Calibration& c, const std::string& name) {
   for (const auto& l : c.linears)
@@ -74,6 +83,23 @@ Result<CompressOutput> run_unstructured(Rule rule, const std::string& method, co
   }
   const std::vector<const Tensor*> linears = block_linears(in);
   if (linears.empty()) return invalid_argument(method + ": the store has no transformer block linear weights to prune");
+
+  std::shared_ptr<const SafetyCriticalWeights> critical;  // set when protect == "safety"
+  if (defaults.contains("protect")) {
+    const Json& v = params.contains("protect") ? params.at("protect") : defaults.at("protect");
+    if (!v.is_string() || (v.get<std::string>() != "" && v.get<std::string>() != "safety"))
+      return invalid_argument(method + ": parameter 'protect' has to be \"\" or \"safety\", got " + v.dump());
+    if (v.get<std::string>() == "safety") {
+      if (m > 0)
+        return invalid_argument(method + ": protect=safety needs unstructured sparsity (m = 0); an n:m group cannot keep extra weights");
+      if (!ctx.safety_critical)
+        return invalid_argument(method + ": protect=safety needs the safety-critical weights (CompressContext::safety_critical "
+                                "is unset; the CLI wires it with --protect safety)");
+      SS_ASSIGN_OR_RETURN(critical, ctx.safety_critical());
+      if (!critical) return internal_error(method + ": safety_critical returned nothing");
+      out.plan.params["protected_weights"] = critical->info;
+    }
+  }
 
   std::shared_ptr<const Calibration> calib;
   if (rule == Rule::WANDA || rule == Rule::SPARSEGPT) {
@@ -108,13 +134,28 @@ Result<CompressOutput> run_unstructured(Rule rule, const std::string& method, co
   } else {
     for (size_t i = 0; i < linears.size(); ++i) {
       const Tensor& t = *linears[i];
-      const int64_t rows = t.rows(), cols = t.cols();
+      const int64_t rows = matrix_rows(t), cols = matrix_cols(t);
       std::vector<float>& w = values[i];
       if (ctx.progress) ctx.progress(method, static_cast<int64_t>(i), static_cast<int64_t>(linears.size()));
+      const uint8_t* protect = nullptr;  // (rows, cols) 1 = safety-critical, never pruned
+      int64_t n_protected = 0, shortfall = 0;
+      if (critical) {
+        auto it = critical->masks.find(t.name);
+        if (it != critical->masks.end()) {
+          if (static_cast<int64_t>(it->second.size()) != rows * cols)
+            return invalid_argument(method + ": safety-critical mask of " + t.name + " has " +
+                                    std::to_string(it->second.size()) + " bytes, the tensor " +
+                                    std::to_string(rows * cols) + " elements");
+          protect = it->second.data();
+          for (uint8_t b : it->second) n_protected += b != 0;
+        }
+      }
       std::vector<uint8_t> keep;
       switch (rule) {
         case Rule::MAGNITUDE:
-          keep = prune_magnitude_mask(w.data(), rows * cols, prune_count_torch(sparsity, rows * cols));
+          keep = protect ? prune_magnitude_mask_protected(w.data(), rows * cols, prune_count_torch(sparsity, rows * cols),
+                                                          protect, &shortfall)
+                         : prune_magnitude_mask(w.data(), rows * cols, prune_count_torch(sparsity, rows * cols));
           reasons[i] = "smallest |w| of the tensor";
           break;
         case Rule::NM: {
@@ -126,8 +167,13 @@ Result<CompressOutput> run_unstructured(Rule rule, const std::string& method, co
           const LinearInputStats* st = find_stats(*calib, t.name);
           if (!st || st->k != cols || static_cast<int64_t>(st->sum_sq.size()) != cols)
             return invalid_argument("wanda: no calibration statistics of width " + std::to_string(cols) + " for " + t.name);
-          SS_ASSIGN_OR_RETURN(keep, prune_wanda_mask(w.data(), rows, cols, st->sum_sq.data(), sparsity,
-                                                     static_cast<int>(n), static_cast<int>(m)));
+          if (protect) {
+            SS_ASSIGN_OR_RETURN(keep, prune_wanda_mask_protected(w.data(), rows, cols, st->sum_sq.data(), sparsity,
+                                                                 protect, &shortfall));
+          } else {
+            SS_ASSIGN_OR_RETURN(keep, prune_wanda_mask(w.data(), rows, cols, st->sum_sq.data(), sparsity,
+                                                       static_cast<int>(n), static_cast<int>(m)));
+          }
           reasons[i] = m > 0 ? "wanda " + std::to_string(n) + ":" + std::to_string(m) : "wanda |w|*||x|| per row";
           break;
         }
@@ -142,12 +188,17 @@ Result<CompressOutput> run_unstructured(Rule rule, const std::string& method, co
           SS_ASSIGN_OR_RETURN(o.block_size, param_int(params, defaults, "block_size"));
           SS_ASSIGN_OR_RETURN(o.damp, param_number(params, defaults, "damp"));
           if (m > 0 && o.block_size % m != 0) o.block_size -= o.block_size % m;
-          SS_RETURN_IF_ERROR(prune_sparsegpt_matrix(w.data(), rows, cols, st->xtx.data(), o).with_context(t.name));
+          SS_RETURN_IF_ERROR(
+              prune_sparsegpt_matrix_protected(w.data(), rows, cols, st->xtx.data(), o, protect, &shortfall).with_context(t.name));
           reasons[i] = "sparsegpt OBS update, block " + std::to_string(o.block_size) +
                        (m > 0 ? ", " + std::to_string(n) + ":" + std::to_string(m) : std::string());
           break;
         }
         case Rule::GLOBAL_MAGNITUDE: break;
+      }
+      if (critical) {
+        reasons[i] += "; protected " + std::to_string(n_protected) + " safety-critical";
+        if (shortfall > 0) reasons[i] += "; " + std::to_string(shortfall) + " short of the sparsity (too few unprotected weights)";
       }
       if (!keep.empty())
         for (size_t k = 0; k < w.size(); ++k)
@@ -203,17 +254,17 @@ CompressorInfo structured(std::string name, std::string summary, Json defaults, 
 std::vector<CompressorInfo> make_registry() {
   std::vector<CompressorInfo> r;
   r.push_back(unstructured(Rule::MAGNITUDE, "magnitude", "per tensor: zero the smallest |w| of each block linear",
-                           {{"sparsity", 0.5}}, "Han et al. 2015, Learning both Weights and Connections"));
+                           {{"sparsity", 0.5}, {"protect", ""}}, "Han et al. 2015, Learning both Weights and Connections"));
   r.push_back(unstructured(Rule::GLOBAL_MAGNITUDE, "global-magnitude",
                            "one |w| threshold over all block linears (torch prune.global_unstructured, L1Unstructured)",
                            {{"sparsity", 0.5}}, "torch.nn.utils.prune.global_unstructured"));
   r.push_back(unstructured(Rule::NM, "nm", "keep the n largest |w| of every m consecutive inputs (2:4 sparsity)",
                            {{"n", 2}, {"m", 4}}, "Mishra et al. 2021, Accelerating Sparse Deep Neural Networks"));
   r.push_back(unstructured(Rule::WANDA, "wanda", "per output row: zero the smallest |W_ij|*||X_j||_2 (calibration)",
-                           {{"sparsity", 0.5}, {"n", 0}, {"m", 0}},
+                           {{"sparsity", 0.5}, {"n", 0}, {"m", 0}, {"protect", ""}},
                            "Sun et al. 2023, A Simple and Effective Pruning Approach for LLMs (arXiv:2306.11695)"));
   r.push_back(unstructured(Rule::SPARSEGPT, "sparsegpt", "OBS update with the inverse-Hessian Cholesky factor, adaptive mask per block",
-                           {{"sparsity", 0.5}, {"n", 0}, {"m", 0}, {"block_size", 128}, {"damp", 0.01}},
+                           {{"sparsity", 0.5}, {"n", 0}, {"m", 0}, {"block_size", 128}, {"damp", 0.01}, {"protect", ""}},
                            "Frantar & Alistarh 2023, SparseGPT (arXiv:2301.00774)"));
   r.push_back(structured("heads", "remove whole attention KV groups with the smallest ||W_o slice||, same count per layer",
                          {{"sparsity", 0.25}}, "Michel et al. 2019, Are Sixteen Heads Really Better than One?"));

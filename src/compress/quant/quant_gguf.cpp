@@ -205,6 +205,7 @@ Result<CompressOutput> run_gguf(const Preset& preset, const TensorStore& in, con
   for (size_t i = 0; i < in.tensors.size(); ++i) {
     const Tensor& t = in.tensors[i];
     if (!quant_is_weight_matrix(t)) continue;
+    const int64_t cols = quant_is_conv_weight(t) ? t.numel() / t.shape[0] : t.cols();  // conv: (out, in*kh*kw)
     std::string why = std::string("preset ") + preset.name;
     DType type = preset.base;
     if (const PlanOverrides::TypeRule* rule = ov.type_rule(t.name)) {
@@ -212,12 +213,12 @@ Result<CompressOutput> run_gguf(const Preset& preset, const TensorStore& in, con
       why = "rule " + rule->pattern + "=" + rule->type;
     } else if (!ov.pure) {
       std::string rule_why;
-      type = preset_type(preset, category_of(t.name), t.cols(), st, &rule_why);
+      type = preset_type(preset, category_of(t.name), cols, st, &rule_why);
       if (!rule_why.empty()) why += ": " + rule_why;
     } else {
       why = std::string("pure ") + dtype_name(type);
     }
-    type = fallback_type(type, t.cols(), &why);
+    type = fallback_type(type, cols, &why);
     chosen[i] = {type, why};
   }
   auto apply = [&](const Tensor& t, size_t index) -> Result<TensorDecision> {
