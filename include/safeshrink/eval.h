@@ -233,5 +233,8 @@ struct PerplexityStats {
   int64_t n_tokens = 0;
 };
 Result<PerplexityStats> perplexity(const LlamaModel& model, const std::vector<std::vector<int32_t>>& passages);
+// Neutral passages of a text file: paragraphs separated by blank lines, or lines when the file has
+// no blank line. NOT_FOUND when it cannot be opened; over 64 MiB is INVALID_ARGUMENT.
+Result<std::vector<std::string>> read_neutral_passages(const std::string& path);
 
 }  // namespace ss

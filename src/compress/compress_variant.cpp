@@ -6,6 +6,8 @@
 //   g<N>      group_size N ("int4-g128");  pc: per channel (group_size -1)
 //   sym/asym  symmetric or asymmetric grid;  pure: one type for every matrix (GGUF presets)
 //   N:M       alone: the "nm" pruner with n and m ("2:4")
+//   safety    last token: the safety-aware variant of the spec before it ("int2-g32-safety",
+//             "q2_k-safety", "wanda-50-safety"; see compress/safety_aware.cpp and docs/attribution.md)
 // then `overrides` (CLI flags) replace any parameter. Every parameter must be one the unit
 // declares: an unknown one is an INVALID_ARGUMENT naming it. Not here: the units (quant/, prune/).
 // To add a token: one branch in apply_token().
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/safety_aware.h"
 #include "safeshrink/compress.h"
 
 namespace ss {
@@ -85,6 +88,40 @@ Result<CompressOutput> compress_variant(const TensorStore& in, std::string_view 
   if (spec.empty()) return invalid_argument("empty compression spec");
   std::string lower(spec);
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+
+  // "<plain spec>-safety": a quantizer gets a safety-aware plan (safety_aware.cpp; overrides may
+  // hold budget_bits and rank, the rest goes to the unit); a pruner gets {"protect": "safety"}.
+  const std::string kSafety = "-safety";
+  if (lower.size() > kSafety.size() && lower.compare(lower.size() - kSafety.size(), kSafety.size(), kSafety) == 0) {
+    const std::string plain = lower.substr(0, lower.size() - kSafety.size());
+    nlohmann::json unit_overrides = overrides.is_object() ? overrides : nlohmann::json::object();
+    double budget = 0;
+    std::string rank = "restore";
+    try {
+      if (unit_overrides.contains("budget_bits")) {
+        budget = unit_overrides["budget_bits"].get<double>();
+        if (!(budget > 0)) return invalid_argument(lower + ": budget_bits must be > 0");
+        unit_overrides.erase("budget_bits");
+      }
+      if (unit_overrides.contains("rank")) {
+        rank = unit_overrides["rank"].get<std::string>();
+        unit_overrides.erase("rank");
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return invalid_argument(lower + ": budget_bits must be a number and rank a string (" + e.what() + ")");
+    }
+    bool pruner = plain.find(':') != std::string::npos;
+    for (const auto& u : pruner_registry())
+      if (plain == u.name || plain.rfind(u.name + "-", 0) == 0) pruner = true;
+    for (const auto& u : quantizer_registry())
+      if (plain == u.name || plain.rfind(u.name + "-", 0) == 0) pruner = false;
+    if (pruner) {
+      if (budget > 0) return invalid_argument(lower + ": budget_bits applies to quantizers only");
+      unit_overrides["protect"] = "safety";
+      return compress_variant(in, plain, ctx, unit_overrides);
+    }
+    return compress_safety_aware(in, plain, ctx, unit_overrides, budget, rank);
+  }
 
   const CompressorInfo* unit = nullptr;
   nlohmann::json params;

@@ -91,7 +91,9 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(cfg, w, ids):
+def forward(cfg, w, ids, head_mask=None):
+    """Logits (len(ids), vocab) in float64. head_mask: optional (layers, heads) tensor multiplying
+    each query head's attention output before o_proj (0 = head ablated)."""
     d, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = d // nh
     L = cfg["num_hidden_layers"]
@@ -128,7 +130,10 @@ def forward(cfg, w, ids):
         v = v.repeat_interleave(rep, dim=0)
         att = (q @ k.transpose(1, 2)) / math.sqrt(hd) + mask
         att = torch.softmax(att, dim=-1)
-        o = (att @ v).transpose(0, 1).reshape(n, nh * hd)
+        o = att @ v  # (heads, n, hd)
+        if head_mask is not None:
+            o = o * head_mask[l].to(torch.float64)[:, None, None]
+        o = o.transpose(0, 1).reshape(n, nh * hd)
         x = x + o @ W[p + "self_attn.o_proj.weight"].T
         h = norm(x, W[p + "post_attention_layernorm.weight"])
         g = h @ W[p + "mlp.gate_proj.weight"].T
@@ -139,8 +144,8 @@ def forward(cfg, w, ids):
     return x @ out.T
 
 
-def main():
-    out_dir, case = sys.argv[1], sys.argv[2]
+def write_case(out_dir, case):
+    """Writes the random model of CASE and its reference logits into OUT_DIR; returns (cfg, w, prompts)."""
     cfg = dict(CASES[case])
     cfg.setdefault("max_position_embeddings", 2048)
     if cfg["model_type"] == "qwen2":
@@ -179,7 +184,12 @@ def main():
     with torch.no_grad():
         for i, ids in enumerate(prompts):
             forward(cfg, w, ids).numpy().astype("<f8").tofile(os.path.join(out_dir, f"logits_{i}.f64"))
-    print("ok", case)
+    return cfg, w, prompts
+
+
+def main():
+    write_case(sys.argv[1], sys.argv[2])
+    print("ok", sys.argv[2])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "safeshrink/attribution.h"
 #include "safeshrink/calibration.h"
 #include "safeshrink/compress.h"
 #include "safeshrink/eval.h"
@@ -26,21 +27,6 @@ namespace ss::cli {
 namespace {
 
 using json = nlohmann::json;
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == ',') {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else if (c != ' ') {
-      cur.push_back(c);
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
 
 bool file_exists(const std::string& p) {
   struct stat st {};
@@ -356,8 +342,13 @@ RunFn add_audit(CLI::App& app) {
       return **base;
     };
     auto calib_cache = std::make_shared<std::map<bool, std::shared_ptr<const Calibration>>>();
+    // Safety-aware variants ("int4-safety", "wanda-50-safety"): tensor sensitivity on the SELECT half
+    // of the audit's prompt set (attribution.h), and the set-difference weights; built once, shared.
+    using SensitivityFn = decltype(CompressContext::safety_sensitivity);
+    auto sensitivity = std::make_shared<SensitivityFn>();
+    auto critical = std::make_shared<std::shared_ptr<const SafetyCriticalWeights>>();
     for (const auto& spec : specs) {
-      models.push_back({spec, [o, spec, open_base, calib_cache]() -> Result<EvalModel> {
+      models.push_back({spec, [o, spec, open_base, calib_cache, sensitivity, critical]() -> Result<EvalModel> {
                           SS_ASSIGN_OR_RETURN(LoadedModel lm, open_base());
                           CompressContext ctx;
                           ctx.calibrate = [lm, o, calib_cache](bool hessian) -> Result<std::shared_ptr<const Calibration>> {
@@ -372,6 +363,33 @@ RunFn add_audit(CLI::App& app) {
                             auto p = std::make_shared<const Calibration>(std::move(c));
                             (*calib_cache)[hessian] = p;
                             return p;
+                          };
+                          if (!*sensitivity) {
+                            ProbeOptions po;
+                            po.prompts = o->prompts;
+                            po.split = "select";
+                            po.limit_benign = -1;  // the plan reads only harmful margins
+                            po.neutral_max_tokens = 0;
+                            po.chat_template = o->chat_template;
+                            po.system = o->system;
+                            // One source (and its per-spec cache) for every variant of the run.
+                            auto probe = make_safety_probe(lm, po);
+                            if (!probe.ok()) {
+                              const Status err = probe.status().with_context("safety probe of the audit");
+                              *sensitivity = [err](const std::string&) -> Result<std::shared_ptr<const SafetySensitivity>> {
+                                return err;
+                              };
+                            } else {
+                              *sensitivity = safety_sensitivity_source(
+                                  lm, std::make_shared<const SafetyProbe>(std::move(probe).value()), ctx);
+                            }
+                          }
+                          ctx.safety_sensitivity = *sensitivity;
+                          ctx.safety_critical = [lm, critical]() -> Result<std::shared_ptr<const SafetyCriticalWeights>> {
+                            if (*critical) return *critical;
+                            SS_ASSIGN_OR_RETURN(SafetyCriticalWeights w, safety_critical_weights(lm, SetDifferenceOptions{}));
+                            *critical = std::make_shared<const SafetyCriticalWeights>(std::move(w));
+                            return *critical;
                           };
                           if (!o->quiet && isatty(2)) std::fprintf(stderr, "[%s] compressing...\n", spec.c_str());
                           auto out = compress_variant(*lm.store, spec, ctx, json::object());

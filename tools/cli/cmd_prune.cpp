@@ -4,13 +4,17 @@
 // plan (per tensor sparsity), and writes the model with the plan JSON in its metadata
 // ("safeshrink.plan"). OUT's format comes from its extension (.gguf, .safetensors) or is a folder
 // (HF layout). Wanda and SparseGPT capture calibration activations from --calib (or read Wanda's
-// sum x^2 from --imatrix). Not here: any pruning rule (src/compress/prune/).
+// sum x^2 from --imatrix). `--protect safety` (magnitude, wanda, sparsegpt) keeps the safety-critical
+// weights of the Wei et al. set difference (--q, --p, --safety-data, --utility-data; computed on the
+// model itself, see docs/safety-circuits.md) and prunes the next-lowest scores instead.
+// Not here: any pruning rule (src/compress/prune/), the set difference (src/eval/attribution/).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "commands.h"
+#include "safeshrink/attribution.h"
 #include "safeshrink/calibration.h"
 #include "safeshrink/compress.h"
 #include "safeshrink/formats.h"
@@ -33,7 +37,8 @@ Status write_pruned(const TensorStore& store, const std::string& path, const std
 RunFn add_prune(CLI::App& app) {
   auto* sub = app.add_subcommand("prune", "Prune a model (magnitude, N:M, heads, channels, layers, Wanda, SparseGPT)");
   struct Opts {
-    std::string model, method, out, calib, imatrix;
+    std::string model, method, out, calib, imatrix, protect, safety_data, utility_data;
+    double q = 0.03, p = 0.03;
     double sparsity = -1;
     int n = -1, m = -1;
     int64_t count = -1, block_size = 0, samples = 128, seq_len = 256;
@@ -60,6 +65,18 @@ RunFn add_prune(CLI::App& app) {
   sub->add_option("--samples", o->samples, "calibration windows (default 128)");
   sub->add_option("--seq-len", o->seq_len, "calibration window length (default 256)");
   sub->add_option("--seed", o->seed, "calibration sampling seed (default 0)");
+  sub->add_option("--protect", o->protect,
+                  "\"safety\": never prune the safety-critical weights (Wei et al. set difference; magnitude, wanda, "
+                  "sparsegpt, unstructured)")
+      ->check(CLI::IsMember({"", "safety"}));
+  sub->add_option("--q", o->q, "--protect safety: top-q fraction per row by safety importance (default 0.03)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--p", o->p, "--protect safety: minus the top-p fraction by utility importance (default 0.03)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--safety-data", o->safety_data,
+                  "--protect safety: chat JSONL of harmful requests with refusals (default data/corpus/safety_train.jsonl)");
+  sub->add_option("--utility-data", o->utility_data,
+                  "--protect safety: chat JSONL or text of benign dialogues (default data/corpus/base_train.jsonl)");
   sub->add_flag("-q,--quiet", o->quiet, "print only the summary line");
   return [sub, o]() -> int {
     if (!sub->parsed()) return -1;
@@ -82,6 +99,27 @@ RunFn add_prune(CLI::App& app) {
     spec.seq_len = o->seq_len;
     spec.seed = o->seed;
     ctx.calibrate = calibration_from_flags(store, spec, o->imatrix, "give --calib FILE");
+    if (!o->protect.empty()) overrides["protect"] = o->protect;
+    // Safety-critical weights on demand (--protect safety or a "-safety" spec), computed once.
+    auto critical = std::make_shared<std::shared_ptr<const SafetyCriticalWeights>>();
+    ctx.safety_critical = [o, critical]() -> Result<std::shared_ptr<const SafetyCriticalWeights>> {
+      if (*critical) return *critical;
+      auto loaded = load_model_with_tokenizer(o->model);
+      if (!loaded.ok()) return loaded.status();
+      SetDifferenceOptions sd;
+      sd.q = o->q;
+      sd.p = o->p;
+      sd.safety_data = o->safety_data;
+      sd.utility_data = o->utility_data;
+      sd.seed = o->seed;
+      std::fprintf(stderr, "prune: safety-critical weights (set difference q=%.4g p=%.4g)...\n", sd.q, sd.p);
+      auto w = safety_critical_weights(*loaded, sd);
+      if (!w.ok()) return w.status();
+      std::fprintf(stderr, "prune: %lld safety-critical weights protected\n",
+                   static_cast<long long>(w->info.value("n_selected", int64_t{0})));
+      *critical = std::make_shared<const SafetyCriticalWeights>(std::move(w).value());
+      return *critical;
+    };
     bool is_pruner = o->method.find(':') != std::string::npos;
     for (const auto& u : pruner_registry())
       is_pruner = is_pruner || o->method == u.name || o->method.rfind(u.name + "-", 0) == 0;

@@ -4,12 +4,17 @@
 // also get general.file_type). OUT's format comes from its extension (.gguf, .safetensors) or is a
 // folder (HF layout: model.safetensors + config.json). Calibration (--calib text/JSONL, or
 // --imatrix an activation-statistics JSON) is captured lazily, only when the method asks for it.
+// --safety-aware (or a "-safety" spec) builds a safety-aware plan: the most safety-sensitive
+// tensors stay at higher precision within --budget-bits; the sensitivity is measured with the
+// model's own tokenizer on the SELECT half of --prompts (attribution.h), so an evaluation on the
+// holdout half (or the audit's full set) judges the plan on prompts it was not chosen on.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "commands.h"
+#include "safeshrink/attribution.h"
 #include "safeshrink/calibration.h"
 #include "safeshrink/compress.h"
 #include "safeshrink/formats.h"
@@ -62,7 +67,10 @@ RunFn add_quantize(CLI::App& app) {
     std::string model, method, out, calib, imatrix, storage;
     int bits = 0;
     int64_t group_size = 0;
-    bool sym = false, asym = false, pure = false, quiet = false;
+    bool sym = false, asym = false, pure = false, quiet = false, safety_aware = false;
+    double budget_bits = 0;
+    std::string prompts = "builtin", rank;
+    int64_t probe_limit = 0;
     std::vector<std::string> tensor_types, keep;
     int64_t samples = 128, seq_len = 256;
     uint64_t seed = 0;
@@ -85,13 +93,37 @@ RunFn add_quantize(CLI::App& app) {
   sub->add_option("--samples", o->samples, "calibration windows (default 128)");
   sub->add_option("--seq-len", o->seq_len, "calibration window length (default 256)");
   sub->add_option("--seed", o->seed, "calibration sampling seed (default 0)");
+  sub->add_flag("--safety-aware", o->safety_aware,
+                "keep the most safety-sensitive tensors at higher precision (spec suffix -safety)");
+  sub->add_option("--budget-bits", o->budget_bits,
+                  "safety-aware: average bits/weight budget over weight matrices (default: plain plan + 0.5)");
+  sub->add_option("--prompts", o->prompts, "safety-aware: prompt set whose SELECT half scores tensors (default builtin)");
+  sub->add_option("--probe-limit", o->probe_limit, "safety-aware: first N harmful select prompts score the tensors (default all)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--rank", o->rank, "safety-aware: tensor value restore|drop|sum (default restore)")
+      ->check(CLI::IsMember({"restore", "drop", "sum"}));
   sub->add_flag("-q,--quiet", o->quiet, "print only the summary line");
   return [sub, o]() -> int {
     if (!sub->parsed()) return -1;
     if (o->sym && o->asym) return fail(invalid_argument("--sym and --asym exclude each other"));
-    auto loaded = open_model(o->model);
-    if (!loaded.ok()) return fail(loaded.status());
-    auto store = std::make_shared<const TensorStore>(std::move(*loaded));
+    std::string method = o->method;
+    const bool safety_spec = method.size() > 7 && method.compare(method.size() - 7, 7, "-safety") == 0;
+    if (o->safety_aware && !safety_spec) method += "-safety";
+    const bool safety = o->safety_aware || safety_spec;
+    if (!safety && (o->budget_bits > 0 || !o->rank.empty()))
+      return fail(invalid_argument("--budget-bits and --rank need --safety-aware (or a -safety spec)"));
+    std::shared_ptr<const TensorStore> store;
+    LoadedModel lm;
+    if (safety) {  // the model and its tokenizer score the tensors
+      auto l = load_model_with_tokenizer(o->model);
+      if (!l.ok()) return fail(l.status());
+      lm = std::move(l).value();
+      store = lm.store;
+    } else {
+      auto loaded = open_model(o->model);
+      if (!loaded.ok()) return fail(loaded.status());
+      store = std::make_shared<const TensorStore>(std::move(*loaded));
+    }
 
     nlohmann::json overrides = nlohmann::json::object();
     if (o->bits) overrides["bits"] = o->bits;
@@ -102,6 +134,8 @@ RunFn add_quantize(CLI::App& app) {
     if (!o->tensor_types.empty()) overrides["tensor_type"] = o->tensor_types;
     if (!o->keep.empty()) overrides["keep"] = o->keep;
     if (o->pure) overrides["pure"] = true;
+    if (o->budget_bits > 0) overrides["budget_bits"] = o->budget_bits;
+    if (!o->rank.empty()) overrides["rank"] = o->rank;
     if (!o->imatrix.empty() || !o->calib.empty()) {
       // only the units that take the switch get it; others read calibration through ctx when they need it
       bool takes_imatrix = false;
@@ -117,7 +151,27 @@ RunFn add_quantize(CLI::App& app) {
     spec.seq_len = o->seq_len;
     spec.seed = o->seed;
     ctx.calibrate = calibration_from_flags(store, spec, o->imatrix, "give --calib FILE or --imatrix FILE");
-    auto out = compress_variant(*store, o->method, ctx, overrides);
+    if (safety) {
+      ProbeOptions po;
+      po.prompts = o->prompts;
+      po.split = "select";
+      // The plan reads only the harmful prompts' margins: no benign prompts, no neutral text.
+      po.neutral_max_tokens = 0;
+      po.limit_harmful = o->probe_limit;
+      po.limit_benign = -1;
+      auto probe = make_safety_probe(lm, po);
+      if (!probe.ok()) return fail(probe.status());
+      if (!o->quiet)
+        ctx.progress = [](const std::string& stage, int64_t done, int64_t total) {
+          if (stage.find("sensitivity") != std::string::npos && (done == total || done % 10 == 0))
+            std::fprintf(stderr, "[quantize] %s %lld/%lld\n", stage.c_str(), static_cast<long long>(done),
+                         static_cast<long long>(total));
+        };
+      ctx.safety_sensitivity =
+          safety_sensitivity_source(lm, std::make_shared<const SafetyProbe>(std::move(probe).value()), ctx);
+      ctx.progress = nullptr;
+    }
+    auto out = compress_variant(*store, method, ctx, overrides);
     if (!out.ok()) return fail(out.status());
     const CompressPlan& plan = out->plan;
     if (!o->quiet) {
@@ -127,8 +181,11 @@ RunFn add_quantize(CLI::App& app) {
                     e.bits_per_weight, e.sparsity, e.reason.c_str());
     }
     const std::string plan_json = plan.to_json().dump();
-    int file_type = quant_gguf_file_type(plan.method);
-    if (file_type < 0 && plan.method.rfind("int", 0) == 0)  // fake-quant dense: MOSTLY_F16 or ALL_F32
+    std::string ft_method = plan.method;
+    if (ft_method.size() > 7 && ft_method.compare(ft_method.size() - 7, 7, "-safety") == 0)
+      ft_method.resize(ft_method.size() - 7);  // a mix around the plain preset: its file type
+    int file_type = quant_gguf_file_type(ft_method);
+    if (file_type < 0 && ft_method.rfind("int", 0) == 0)  // fake-quant dense: MOSTLY_F16 or ALL_F32
       file_type = plan.params.value("storage", std::string("f16")) == "f32" ? 0 : 1;
     Status st = write_output(out->store, o->out, plan_json, file_type);
     if (!st.ok()) return fail(st);

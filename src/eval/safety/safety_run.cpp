@@ -68,8 +68,12 @@ std::string random_run_id() {
   return s;
 }
 
-// Neutral passages: paragraphs separated by blank lines, or lines when the file has no blank line.
-Result<std::vector<std::string>> read_passages(const std::string& path) {
+
+std::string key_of(const std::string& variant, const std::string& prompt_id) { return variant + '\n' + prompt_id; }
+
+}  // namespace
+
+Result<std::vector<std::string>> read_neutral_passages(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return not_found(path + ": cannot open the neutral text");
   std::stringstream ss_;
@@ -98,10 +102,6 @@ Result<std::vector<std::string>> read_passages(const std::string& path) {
   }
   return out;
 }
-
-std::string key_of(const std::string& variant, const std::string& prompt_id) { return variant + '\n' + prompt_id; }
-
-}  // namespace
 
 Result<DriftStats> teacher_forced_drift(const LlamaModel& original, const LlamaModel& variant,
                                         const std::vector<int32_t>& prompt, const std::vector<int32_t>& continuation) {
@@ -227,7 +227,7 @@ Result<RunOutcome> run_safety_eval(const std::string& out_dir, const PromptSet& 
   // Neutral text (drift and perplexity), tokenized per model when needed.
   std::vector<std::string> passages;
   if (!cfg.neutral_text.empty()) {
-    SS_ASSIGN_OR_RETURN(passages, read_passages(cfg.neutral_text));
+    SS_ASSIGN_OR_RETURN(passages, read_neutral_passages(cfg.neutral_text));
   } else {
     outcome.notes.push_back("no neutral text: neutral drift and perplexity skipped");
   }
