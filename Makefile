@@ -37,14 +37,16 @@ bench: build
 	$(BUILD)/bench/bench_manifest
 	$(BUILD)/bench/bench_train
 	$(BUILD)/bench/bench_compress
+	$(BUILD)/bench/bench_vision
+	$(BUILD)/bench/bench_safety_aware
 
 demo: build
 	bash scripts/demo $(SS) $(DEMO_DIR)
 
 # Parser tests (GGUF, safetensors, tokenizers, chat templates, pickle/zip scanners, CSV prompt
-# sets) under ASan + UBSan.
+# sets, gzip/DEFLATE and IDX) under ASan + UBSan.
 SANITIZE_TESTS := test_gguf test_gguf_fixtures test_safetensors test_safetensors_fixtures test_tokenizer \
-                  test_chat_template test_kernels_ref test_scan test_prompts
+                  test_chat_template test_kernels_ref test_scan test_prompts test_gzip_idx
 sanitize: $(SETUP_STAMP)
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSAFESHRINK_SANITIZE=address,undefined \
 	  -DSAFESHRINK_BUILD_BENCH=OFF

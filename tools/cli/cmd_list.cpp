@@ -3,6 +3,7 @@
 #include <string>
 
 #include "commands.h"
+#include "safeshrink/adversarial.h"
 #include "safeshrink/compress.h"
 #include "safeshrink/cpu_features.h"
 #include "safeshrink/dtype.h"
@@ -14,7 +15,7 @@ namespace ss::cli {
 RunFn add_list(CLI::App& app) {
   auto* sub = app.add_subcommand("list", "List registered units: formats, dtypes, cpu, quantizers, pruners");
   auto kind = std::make_shared<std::string>();
-  sub->add_option("kind", *kind, "what to list")->required()->check(CLI::IsMember({"formats", "dtypes", "cpu", "prompt-formats", "judges", "quantizers", "pruners"}));
+  sub->add_option("kind", *kind, "what to list")->required()->check(CLI::IsMember({"formats", "dtypes", "cpu", "prompt-formats", "judges", "quantizers", "pruners", "attacks"}));
   return [sub, kind]() -> int {
     if (!sub->parsed()) return -1;
     if (*kind == "formats") {
@@ -40,6 +41,10 @@ RunFn add_list(CLI::App& app) {
       std::printf("%-18s %-60s %s\n", "name", "summary", "params");
       for (const auto& u : units) std::printf("%-18s %-60s %s\n", u.name.c_str(), u.summary.c_str(), u.params.dump().c_str());
       for (const auto& u : units) std::printf("  %s: %s\n", u.name.c_str(), u.reference.c_str());
+    } else if (*kind == "attacks") {
+      std::printf("%-10s %-60s %s\n", "name", "summary", "params");
+      for (const auto& a : attack_registry()) std::printf("%-10s %-60s %s\n", a.name.c_str(), a.summary.c_str(), a.params.dump().c_str());
+      for (const auto& a : attack_registry()) std::printf("  %s: %s\n", a.name.c_str(), a.reference.c_str());
     } else {
       std::printf("features: %s\nkernels:  %s\n", cpu_features().describe().c_str(), simd_level_name(simd_level()));
     }

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "safeshrink/calibration.h"
 #include "safeshrink/compress.h"
@@ -22,6 +23,8 @@ using RunFn = std::function<int()>;
 // Prints "safeshrink: <status>" on stderr and returns the exit code for its StatusCode.
 int fail(const Status& s);
 int exit_code_for(const Status& s);
+// "a, b,,c" -> {"a", "b", "c"}: a comma-separated flag value, spaces and empty items dropped (main.cpp).
+std::vector<std::string> split_list(const std::string& s);
 
 RunFn add_inspect(CLI::App& app);  // cmd_inspect.cpp
 RunFn add_list(CLI::App& app);
@@ -38,6 +41,7 @@ RunFn add_scan(CLI::App& app);        // cmd_scan.cpp
 RunFn add_provenance(CLI::App& app);  // cmd_provenance.cpp
 RunFn add_train_tokenizer(CLI::App& app);  // cmd_train_tokenizer.cpp
 RunFn add_report(CLI::App& app);  // cmd_report.cpp
+RunFn add_attribute(CLI::App& app);  // cmd_attribute.cpp
 // CompressContext::calibrate for the --calib/--samples/--seq-len/--seed/--imatrix flags of `quantize`
 // and `prune`: the statistics file when given (and no Hessian is needed), else a capture on the
 // model in STORE, cached for the run; MISSING_HINT ends the error when neither is given.
@@ -49,5 +53,8 @@ RunFn add_distill(CLI::App& app);
 RunFn add_quantize(CLI::App& app);  // cmd_quantize.cpp
 RunFn add_diff(CLI::App& app);      // cmd_diff.cpp
 RunFn add_prune(CLI::App& app);     // cmd_prune.cpp
+RunFn add_adversarial(CLI::App& app);  // cmd_adversarial.cpp
+RunFn add_backdoor(CLI::App& app);     // cmd_backdoor.cpp: backdoor train|survival|fine-prune|report
+RunFn add_vision(CLI::App& app);       // cmd_vision.cpp: vision train|eval
 
 }  // namespace ss::cli

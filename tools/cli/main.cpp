@@ -1,5 +1,6 @@
 // safeshrink: entry point. Global flags (--threads, --version), then one subcommand.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "commands.h"
@@ -14,6 +15,21 @@ int exit_code_for(const Status& s) {
     case StatusCode::INTEGRITY: return EXIT_INTEGRITY;
     default: return EXIT_INPUT;
   }
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
 }
 
 int fail(const Status& s) {
@@ -52,9 +68,13 @@ int main(int argc, char** argv) {
   runs.push_back(add_provenance(app));
   runs.push_back(add_train_tokenizer(app));
   runs.push_back(add_report(app));
+  runs.push_back(add_attribute(app));
 
   runs.push_back(add_train(app));
   runs.push_back(add_distill(app));
+  runs.push_back(add_adversarial(app));
+  runs.push_back(add_backdoor(app));
+  runs.push_back(add_vision(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
