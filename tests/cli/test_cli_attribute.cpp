@@ -20,7 +20,7 @@ namespace {
 
 std::string ss_cmd(const std::string& args) { return test::cli_path() + " " + args; }
 const std::string kModel = std::string(SAFESHRINK_SOURCE_DIR) + "/data/models/tiny-chat";
-bool have_model() { return std::ifstream(kModel + "/model.gguf").good(); }
+bool have_model() { return std::ifstream(kModel + "/model.safetensors").good(); }
 
 std::vector<json> read_log(const std::string& path) {
   std::ifstream f(path);

@@ -15,6 +15,7 @@
 
 #include "safeshrink/attribution.h"
 #include "safeshrink/formats.h"
+#include "safeshrink/llama_layout.h"
 #include "test_support.h"
 
 using namespace ss;
@@ -60,8 +61,12 @@ TEST(TensorDeltasNumpy, BuiltInModelLayoutsAgree) {
     GTEST_SKIP() << "data/models/tiny-chat(-base) absent";
   auto base = open_model(base_dir);
   auto chat_hf = open_model(chat_dir);
-  auto chat_gguf = open_model(chat_dir + "/model.gguf");
-  ASSERT_TRUE(base.ok() && chat_hf.ok() && chat_gguf.ok());
+  ASSERT_TRUE(base.ok() && chat_hf.ok());
+  // The same weights in GGUF layout (names and RoPE row order differ), written by our exporter.
+  const std::string gguf = ss::test::temp_dir("deltas") + "/tiny-chat.gguf";
+  ASSERT_TRUE(save_llama_model(*chat_hf, gguf).ok());
+  auto chat_gguf = open_model(gguf);
+  ASSERT_TRUE(chat_gguf.ok()) << chat_gguf.status().to_string();
   auto hf = tensor_deltas(*base, *chat_hf);
   auto mixed = tensor_deltas(*base, *chat_gguf);
   ASSERT_TRUE(hf.ok()) << hf.status().to_string();

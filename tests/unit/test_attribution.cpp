@@ -28,7 +28,7 @@ namespace {
 
 const std::string kModel = std::string(SAFESHRINK_SOURCE_DIR) + "/data/models/tiny-chat";
 
-bool have_model() { return std::ifstream(kModel + "/model.gguf").good(); }
+bool have_model() { return std::ifstream(kModel + "/model.safetensors").good(); }
 
 LoadedModel load_tiny_chat() {
   auto lm = load_model_with_tokenizer(kModel);

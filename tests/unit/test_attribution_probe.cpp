@@ -50,7 +50,7 @@ TEST(AttributionTensorKind, GgufAndHfNames) {
 }
 
 TEST(SafetyProbe, SplitsPartitionThePromptSet) {
-  if (!std::ifstream(kModel + "/model.gguf").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
+  if (!std::ifstream(kModel + "/model.safetensors").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
   const LoadedModel lm = load_tiny_chat();
   // Recount from the prompt file: harmful and benign ids in file order.
   auto set = load_prompt_set("builtin");
@@ -89,7 +89,7 @@ TEST(SafetyProbe, SplitsPartitionThePromptSet) {
 // the judge on the main thread where they split over threads, so float32 sums are ordered
 // differently (measured differences ~1e-6).
 TEST(SafetyScore, MarginsEqualTheMarginJudge) {
-  if (!std::ifstream(kModel + "/model.gguf").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
+  if (!std::ifstream(kModel + "/model.safetensors").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
   const LoadedModel lm = load_tiny_chat();
   ProbeOptions o;
   o.limit_harmful = 12;
@@ -136,7 +136,7 @@ TEST(SafetyScore, MarginsEqualTheMarginJudge) {
 // the token-weighted mean of teacher_forced_drift's per-passage KLD (first token as the prompt);
 // KLD of a model against itself = 0. Tolerance 1e-6 relative (double sums in a different order).
 TEST(SafetyScore, NeutralPerplexityAndKldEqualTheDriftFunctions) {
-  if (!std::ifstream(kModel + "/model.gguf").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
+  if (!std::ifstream(kModel + "/model.safetensors").good()) GTEST_SKIP() << "data/models/tiny-chat is absent";
   const LoadedModel lm = load_tiny_chat();
   auto base = load_model_with_tokenizer(std::string(SAFESHRINK_SOURCE_DIR) + "/data/models/tiny-chat-base");
   ASSERT_TRUE(base.ok()) << base.status().to_string();
